@@ -2,17 +2,18 @@
 
 Decoders are chosen by file suffix: ``.npy`` (NumPy), ``.fits``/``.fit``/``.fts`` (astropy) and
 the raster formats Pillow reads. 8- and 16-bit rasters are scaled to [0, 1]; NumPy and FITS values
-are kept as they are. This module does not import torch in the decoding workers: only
-:func:`stack_images` (resizing) uses it, in the calling process.
+are kept as they are. Decoding workers never touch torch: only
+resizing (in :func:`stack_images`) uses it, in the calling process.
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Sequence
 
@@ -116,35 +117,77 @@ def _decode_item(item: tuple[Path, ...], hdu: int, nonfinite: str) -> np.ndarray
     return np.ascontiguousarray(image)
 
 
-def _decode_chunk(items: Sequence[tuple[Path, ...]], hdu: int, nonfinite: str) -> list[np.ndarray]:
-    return [_decode_item(item, hdu, nonfinite) for item in items]
+# The decode under way: forked workers inherit it, so only index ranges cross the pipes, and
+# its (N, C, H, W) output is in memory shared with them.
+_JOB: dict | None = None
 
 
-def decode_items(items: Sequence[tuple[Path, ...]], *, hdu: int = 0, nonfinite: str = "error",
-                 workers: int | None = None) -> list[np.ndarray]:
-    """Decode every image, spreading the files over ``workers`` processes.
+def _decode_chunk(indices: range) -> list[tuple[int, np.ndarray]]:
+    """Decode ``items[indices]`` into the shared output; return the images of another shape."""
+    out, items, hdu, nonfinite = _JOB["out"], _JOB["items"], _JOB["hdu"], _JOB["nonfinite"]
+    odd = []
+    for i in indices:
+        image = _decode_item(items[i], hdu, nonfinite)
+        if image.shape == out.shape[1:]:
+            out[i] = image
+        else:
+            odd.append((i, image))
+    return odd
+
+
+def _shared_array(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed float32 array in anonymous shared memory: forked workers write into it."""
+    nbytes = int(np.prod(shape)) * 4
+    return np.frombuffer(mmap.mmap(-1, max(nbytes, 1)), dtype=np.float32, count=int(np.prod(shape))).reshape(shape)
+
+
+def decode_images(items: Sequence[tuple[Path, ...]], *, image_size: tuple[int, int] | None = None,
+                  expand_grey: bool = False, hdu: int = 0, nonfinite: str = "error",
+                  workers: int | None = None) -> np.ndarray:
+    """Decode every image into one (N, C, H, W) float32 array, on ``workers`` processes.
+
+    Workers write straight into an output array shared with them (no copying of pixels back
+    through pipes); only images whose shape differs from the first one's are sent back, to be
+    resized (``image_size``), repeated to 3 channels (``expand_grey``), or reported.
 
     Args:
         items: One tuple of files per image (several files are stacked as channels).
+        image_size: Resize every image to (H, W); without it, differing shapes are an error.
+        expand_grey: Repeat 1-channel images to 3 channels when grey and colour files mix.
         hdu: FITS extension holding the image.
         nonfinite: ``error`` or ``zero``, for NaN and infinite pixels.
         workers: Processes; default every core. Small sets are decoded in this process.
-
-    Returns:
-        One float32 (C, H, W) array per item, in order.
     """
+    global _JOB
+    names = [str(item[0]) for item in items]
+    first = _decode_item(items[0], hdu, nonfinite)
+    shape = (len(items), first.shape[0], *(image_size or first.shape[1:]))
     workers = min(workers or os.cpu_count() or 1, max(1, len(items) // _MIN_FILES_PER_WORKER))
-    if workers <= 1:
-        return _decode_chunk(items, hdu, nonfinite)
-    # Several chunks per worker keep every core busy when files differ in size.
-    n_chunks = workers * 8
-    bounds = np.linspace(0, len(items), n_chunks + 1).astype(int)
-    chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-    # fork: workers need no re-import, and they touch only numpy, astropy and Pillow.
-    context = get_context("fork") if "fork" in get_context().get_all_start_methods() else None
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = pool.map(_decode_chunk, chunks, [hdu] * len(chunks), [nonfinite] * len(chunks))
-        return [array for chunk in results for array in chunk]
+    parallel = workers > 1 and "fork" in get_all_start_methods()
+    out = _shared_array(shape) if parallel else np.empty(shape, np.float32)
+    _JOB = {"out": out, "items": items, "hdu": hdu, "nonfinite": nonfinite}
+    try:
+        if parallel:
+            # Several chunks per worker keep every core busy when files differ in size. fork: the
+            # workers inherit the shared output and need no re-import; they touch no torch.
+            bounds = np.linspace(1, len(items), workers * 8 + 1).astype(int)
+            chunks = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+            with ProcessPoolExecutor(workers, mp_context=get_context("fork")) as pool:
+                odd = [pair for chunk in pool.map(_decode_chunk, chunks) for pair in chunk]
+        else:
+            odd = _decode_chunk(range(1, len(items)))
+    finally:
+        _JOB = None
+    if first.shape == out.shape[1:]:
+        out[0] = first
+    else:
+        odd.insert(0, (0, first))
+    if not odd:
+        return out
+    # Some images differ from the first one's shape: stack them all the careful way.
+    odd_index = dict(odd)
+    arrays = [odd_index[i] if i in odd_index else out[i] for i in range(len(items))]
+    return stack_images(arrays, names, image_size, expand_grey)
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

@@ -17,7 +17,7 @@ import torch
 from trainable.data import cache
 from trainable.data.config import DataConfig
 from trainable.data.dataset import ImageDataset
-from trainable.data.decode import decode_items, stack_images
+from trainable.data.decode import decode_images, stack_images
 from trainable.data.formats import FORMATS, Listing
 from trainable.data.normalize import normalize_
 from trainable.data.splits import make_splits
@@ -93,11 +93,9 @@ def _images(listing: Listing, config: DataConfig) -> np.ndarray:
             log.info("data: %d images from the cache %s", len(images), cache_dir / f"{key}.npy")
             return images
     start = time.perf_counter()
-    arrays = decode_items(listing.items, hdu=config.options.get("hdu", 0),
-                          nonfinite=config.nonfinite, workers=config.workers)
-    names = [str(item[0]) for item in listing.items]
-    images = stack_images(arrays, names, config.image_size, expand_grey=listing.expand_grey)
-    del arrays
+    images = decode_images(listing.items, image_size=config.image_size,
+                           expand_grey=listing.expand_grey, hdu=config.options.get("hdu", 0),
+                           nonfinite=config.nonfinite, workers=config.workers)
     log.info("data: decoded %d files in %.1f s", len(files), time.perf_counter() - start)
     if key is not None:
         cache.store(cache_dir, key, images)

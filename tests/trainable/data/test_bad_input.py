@@ -142,3 +142,10 @@ def test_cli_prints_the_summary(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "8 images of 1x12x12 in 2 classes (split folders)" in run.stdout
     assert "val        2  (a: 1, b: 1)" in run.stdout
+
+
+def test_errors_raised_in_decoding_workers_name_the_file(tmp_path):
+    root = write_npy_folders(tmp_path / "many", {"": {"a": 80, "b": 80}})
+    (root / "b" / "70.npy").write_bytes(b"broken")
+    message = _error({"format": "npy_folders", "path": str(root), "workers": 2})
+    assert str(root / "b" / "70.npy") in message

@@ -134,3 +134,16 @@ def test_image_size_resizes_mixed_shapes(tmp_path):
 def test_every_format_is_documented():
     for fmt in FORMATS.values():
         assert fmt.description and fmt.index
+
+
+def test_parallel_decoding_matches_serial_and_handles_odd_shapes(tmp_path):
+    root = write_npy_folders(tmp_path / "many", {"": {"a": 90, "b": 90}}, shape=(1, 10, 10))
+    np.save(root / "b" / "50.npy", np.full((1, 14, 14), 3.0, np.float32))  # resized, in a worker
+    block = {"format": "npy_folders", "path": str(root), "normalization": "none",
+             "image_size": 10, "cache": False}
+    serial = load_dataset({**block, "workers": 1})
+    parallel = load_dataset({**block, "workers": 2})
+    assert np.array_equal(serial.images.numpy(), parallel.images.numpy())
+    assert serial.files == parallel.files
+    i = parallel.files.index(str(root / "b" / "50.npy"))
+    assert np.allclose(parallel.images[i].numpy(), 3.0)
