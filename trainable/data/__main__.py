@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 
 import yaml
@@ -33,7 +34,10 @@ def _parse_set(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"--set {pair!r}: expected KEY=VALUE")
-        options[key] = yaml.safe_load(value)
+        try:
+            options[key] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {pair!r}: value is not YAML ({str(err).splitlines()[0]})") from None
     return options
 
 
@@ -48,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other key of the data: block, the value read as YAML")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Progress and the summary on stdout; stderr carries only an error.
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     block = {"format": args.format, **({"path": args.path} if args.path else {}),
              **_parse_set(args.set)}
     start = time.perf_counter()

@@ -1,7 +1,9 @@
 """A cache of decoded image arrays, so a set of many small files is decoded once.
 
-The key is a hash of the decoding options and, for every file, its path, size and modification
-time: editing, adding, removing or renaming a file gives a new key. Entries are plain ``.npy``
+An entry's name is ``<set>-<content>.npy``: ``set`` hashes the data set's folder and the decoding
+options, ``content`` hashes every file's path, size and modification time, so editing, adding,
+removing or renaming a file gives a new entry, and storing it drops the stale entries of the same
+set (a large set would otherwise leave a copy of itself behind after every change). Entries are plain ``.npy``
 files written atomically (a temporary name, then a rename), so concurrent loaders on one node
 never read a half-written entry. The cache lives outside the data set: the user's folders are
 never written to. Remove the folder to reclaim its space.
@@ -33,14 +35,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "lens-search"
 
 
-def fingerprint(files: Iterable[Path], options: dict[str, Any]) -> str:
-    """Hash of the options and each file's path, size and modification time (nanoseconds)."""
+def fingerprint(root: Path | None, files: Iterable[Path], options: dict[str, Any]) -> str:
+    """``<set>-<content>``: hashes of (folder, options) and of each file's path, size and mtime."""
+    identity = json.dumps({"v": _VERSION, "root": str(root), **options}, sort_keys=True, default=str)
+    set_key = hashlib.blake2b(identity.encode(), digest_size=8).hexdigest()
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(json.dumps({"v": _VERSION, **options}, sort_keys=True, default=str).encode())
     for path in files:
         stat = os.stat(path)
         digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()
+    return f"{set_key}-{digest.hexdigest()}"
 
 
 def load(cache_dir: Path, key: str) -> np.ndarray | None:
@@ -64,6 +67,10 @@ def store(cache_dir: Path, key: str, images: np.ndarray) -> Path | None:
         with tempfile.NamedTemporaryFile(dir=cache_dir, suffix=".tmp", delete=False) as tmp:
             np.save(tmp, images, allow_pickle=False)
         os.replace(tmp.name, path)
+        set_key = key.split("-")[0]
+        for stale in cache_dir.glob(f"{set_key}-*.npy"):
+            if stale != path:
+                stale.unlink(missing_ok=True)
     except OSError as err:
         log.warning("could not write the data cache in %s (%s); the next load decodes again",
                     cache_dir, err)

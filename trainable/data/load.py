@@ -43,14 +43,17 @@ def load_dataset(data: DataConfig | Mapping[str, Any], where: str = "data") -> I
     fmt = FORMATS[config.format]
     root = None
     if fmt.needs_path:
-        root = config.root
+        root = config.root.resolve()
         if not root.exists():
             raise DataError(f"{where}.path: {root} does not exist")
         if not root.is_dir():
             raise DataError(f"{where}.path: {root} is not a folder")
-    listing = fmt.index(root, config.options)
+    try:
+        listing = fmt.index(root, config.options)
+    except OSError as err:  # an unreadable folder, a permission error
+        raise DataError(f"{err.filename or root}: {err.strerror or err}") from None
     class_names, labels = _encode_labels(listing)
-    images = _images(listing, config)
+    images = _images(listing, config, root)
     splits = make_splits(labels, None if listing.split_of is None else np.asarray(listing.split_of),
                          config.val_fraction, config.test_fraction, config.seed)
     record = normalize_(images, config.normalization, splits["train"])
@@ -79,19 +82,20 @@ def _encode_labels(listing: Listing) -> tuple[tuple[str, ...], np.ndarray]:
     return tuple(str(v) for v in values), labels
 
 
-def _images(listing: Listing, config: DataConfig) -> np.ndarray:
+def _images(listing: Listing, config: DataConfig, root: Path | None) -> np.ndarray:
     """Decoded (N, C, H, W) float32 images, from the cache when the files have not changed."""
     if listing.images is not None:
         names = [item[0].name for item in listing.items]
         return stack_images(list(listing.images), names, config.image_size)
     files = [path for item in listing.items for path in item]
     cache_dir = Path(config.cache_dir).expanduser() if config.cache_dir else cache.default_cache_dir()
-    key = cache.fingerprint(files, config.decode_key()) if config.cache else None
+    key = cache.fingerprint(root, files, config.decode_key()) if config.cache else None
     if key is not None:
         images = cache.load(cache_dir, key)
         if images is not None and len(images) == len(listing.items):
             log.info("data: %d images from the cache %s", len(images), cache_dir / f"{key}.npy")
             return images
+    log.info("data: decoding %d files from %s (first load; cached for the next)", len(files), root)
     start = time.perf_counter()
     images = decode_images(listing.items, image_size=config.image_size,
                            expand_grey=listing.expand_grey, hdu=config.options.get("hdu", 0),

@@ -149,3 +149,15 @@ def test_errors_raised_in_decoding_workers_name_the_file(tmp_path):
     (root / "b" / "70.npy").write_bytes(b"broken")
     message = _error({"format": "npy_folders", "path": str(root), "workers": 2})
     assert str(root / "b" / "70.npy") in message
+
+
+def test_unreadable_folder_is_named(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every folder")
+    root = _npy(tmp_path)
+    (root / "train" / "a").chmod(0)
+    try:
+        message = _error({"format": "npy_folders", "path": str(root)})
+    finally:
+        (root / "train" / "a").chmod(0o755)
+    assert str(root / "train" / "a") in message

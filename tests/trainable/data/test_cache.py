@@ -47,6 +47,7 @@ def test_changed_file_invalidates_the_cache(data, caplog):
     assert not hit
     i = ds.files.index(str(target))
     assert (ds.images[i] == 7).all()
+    assert len(list(cache_dir.glob("*.npy"))) == 1  # the stale entry of this set was dropped
 
 
 def test_added_file_and_decoding_options_change_the_key(data, caplog):
@@ -57,6 +58,7 @@ def test_added_file_and_decoding_options_change_the_key(data, caplog):
     assert not hit and len(ds.labels) == 31
     _, hit = _load({**block, "image_size": 8}, caplog)
     assert not hit
+    assert len(list(cache_dir.glob("*.npy"))) == 2  # other options: another entry, both kept
     # Normalization and splits are applied after the cache: they reuse its entry.
     _, hit = _load({**block, "normalization": "minmax", "seed": 5}, caplog)
     assert hit

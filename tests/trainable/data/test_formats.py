@@ -131,11 +131,6 @@ def test_image_size_resizes_mixed_shapes(tmp_path):
     assert ds.images.shape == (8, 1, 16, 14)
 
 
-def test_every_format_is_documented():
-    for fmt in FORMATS.values():
-        assert fmt.description and fmt.index
-
-
 def test_parallel_decoding_matches_serial_and_handles_odd_shapes(tmp_path):
     root = write_npy_folders(tmp_path / "many", {"": {"a": 90, "b": 90}}, shape=(1, 10, 10))
     np.save(root / "b" / "50.npy", np.full((1, 14, 14), 3.0, np.float32))  # resized, in a worker
