@@ -8,7 +8,6 @@ resizing (in :func:`stack_images`) uses it, in the calling process.
 
 from __future__ import annotations
 
-import logging
 import mmap
 import os
 from collections import defaultdict
@@ -21,7 +20,6 @@ import numpy as np
 
 from trainable.errors import DataError
 
-log = logging.getLogger(__name__)
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp")

@@ -54,7 +54,7 @@ def read_table(csv_path: Path, id_column: str, label_column: str) -> pd.DataFram
         if column not in table.columns:
             raise DataError(f"data.{key}: {column!r} is not a column of {csv_path}; "
                             f"columns: {', '.join(table.columns)}")
-    for key, column in (("id_column", id_column), ("label_column", label_column)):
+    for column in (id_column, label_column):
         missing = table[column].isna()
         if missing.any():
             row = int(missing.idxmax()) + 2  # header is line 1

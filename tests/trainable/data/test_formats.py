@@ -6,7 +6,7 @@ from astropy.io import fits
 
 from tests.trainable.data.writers import (write_csv_images, write_fits_csv, write_image_folders,
                                           write_npy_folders, write_png, write_prefixed_npy)
-from trainable.data import FORMATS, load_dataset
+from trainable.data import load_dataset
 
 
 def _tags(ds):
