@@ -1,0 +1,164 @@
+"""The training function: every registered option trains, resumes exactly, and fails clearly."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from trainable.config import TrainConfig
+from trainable.losses import LOSSES
+from trainable.optim import OPTIMIZERS, SCHEDULERS
+from trainable.report import LocalReporter
+from trainable.sampling import SAMPLERS
+from trainable.train import CHECKPOINT_FILE, setup, train
+from trainable.errors import UserError
+
+FAST = {"backbone": "simple_cnn", "epochs": 3, "batch_size": 32, "lr": 3e-3, "threads": 1}
+
+
+def _run(config, dataset, tmp_path, name="run"):
+    reporter = LocalReporter(tmp_path / name)
+    return train({**FAST, **config}, dataset, reporter), reporter
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+def test_every_optimizer_beats_chance(optimizer, three_digits, tmp_path):
+    lr = 0.05 if optimizer == "sgd" else 3e-3
+    metrics, reporter = _run({"optimizer": optimizer, "lr": lr}, three_digits, tmp_path)
+    assert metrics["val_accuracy"] > 0.8 and metrics["val_auc"] > 0.9
+    assert [m["epoch"] for m in reporter.history] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_trains_and_sets_the_rate(scheduler, three_digits, tmp_path):
+    config = {**FAST, "scheduler": scheduler, "gamma": 0.5, "t0": 2, "t_mult": 1, "epochs": 3}
+    metrics, _ = _run(config, three_digits, tmp_path)
+    assert metrics["val_accuracy"] > 0.8
+    trial = setup(TrainConfig(**config), three_digits)
+    lrs = []
+    for _ in range(3):
+        lrs.append(trial.optimizer.param_groups[0]["lr"])
+        trial.optimizer.step()  # no gradients: changes nothing, keeps torch's step order
+        if trial.scheduler:
+            trial.scheduler.step()
+    expected = {"none": [3e-3] * 3, "exponential": [3e-3, 1.5e-3, 7.5e-4],
+                "cosine": [3e-3, 2.25e-3, 7.5e-4], "cosine_warm_restarts": [3e-3, 1.5e-3, 3e-3]}
+    assert lrs == pytest.approx(expected[scheduler])
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_every_loss_beats_chance(loss, imbalanced_pair, tmp_path):
+    metrics, _ = _run({"loss": loss, "label_smoothing": 0.1}, imbalanced_pair, tmp_path)
+    assert metrics["val_auc"] > 0.9 and metrics["val_f1"] > 0.7
+
+
+@pytest.mark.parametrize("sampling", list(SAMPLERS))
+def test_every_sampling_strategy_beats_chance(sampling, imbalanced_pair, tmp_path):
+    metrics, _ = _run({"sampling": sampling}, imbalanced_pair, tmp_path)
+    assert metrics["val_auc"] > 0.9 and metrics["val_f1"] > 0.7
+
+
+@pytest.mark.parametrize("backbone", ["test_resnet", "test_efficientnet"])
+def test_timm_backbones_train_on_one_channel_images(backbone, imbalanced_pair, tmp_path):
+    metrics, reporter = _run({"backbone": backbone}, imbalanced_pair, tmp_path)
+    assert metrics["val_auc"] > 0.9
+    state = torch.load(tmp_path / "run" / "checkpoint" / CHECKPOINT_FILE, weights_only=True)
+    assert state["in_chans"] == 1 and state["config"]["backbone"] == backbone and state["epoch"] == 2
+
+
+def test_same_config_and_seed_give_the_same_metrics(three_digits, tmp_path):
+    config = {"augment_flip": True, "augment_rotate": 20.0, "sampling": "weighted", "seed": 4,
+              "drop_rate": 0.2}
+    a, _ = _run(config, three_digits, tmp_path, "a")
+    b, _ = _run(config, three_digits, tmp_path, "b")
+    c, _ = _run({**config, "seed": 5}, three_digits, tmp_path, "c")
+    assert a == b and a != c
+
+
+class Interrupted(Exception):
+    pass
+
+
+class StopAfter(LocalReporter):
+    """A reporter whose trial dies (like a lost node) after ``n`` epochs."""
+
+    def __init__(self, root, n):
+        super().__init__(root)
+        self.n = n
+
+    def report(self, metrics, checkpoint_dir):
+        super().report(metrics, checkpoint_dir)
+        if len(self.history) == self.n:
+            raise Interrupted
+
+
+@pytest.mark.parametrize("config", [
+    {"optimizer": "ranger", "scheduler": "cosine_warm_restarts", "t0": 2, "sampling": "weighted",
+     "augment_flip": True, "augment_rot90": True, "augment_rotate": 10.0, "drop_rate": 0.2},
+    {"optimizer": "adam", "scheduler": "exponential", "loss": "focal", "sampling": "oversample"},
+])
+def test_resumed_run_ends_with_the_same_weights(config, three_digits, tmp_path):
+    config = {**config, "epochs": 4}
+    whole = LocalReporter(tmp_path / "whole")
+    train({**FAST, **config}, three_digits, whole)
+    broken = StopAfter(tmp_path / "broken", 2)
+    with pytest.raises(Interrupted):
+        train({**FAST, **config}, three_digits, broken)
+    resumed = LocalReporter(tmp_path / "broken")  # a restarted trial finds the checkpoint
+    train({**FAST, **config}, three_digits, resumed)
+    assert [m["epoch"] for m in resumed.history] == [3, 4]
+    a = torch.load(tmp_path / "whole" / "checkpoint" / CHECKPOINT_FILE, weights_only=True)
+    b = torch.load(tmp_path / "broken" / "checkpoint" / CHECKPOINT_FILE, weights_only=True)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert resumed.history[-1] == whole.history[-1]
+
+
+def test_nan_loss_ends_the_trial_as_diverged(three_digits, tmp_path):
+    poisoned = copy.copy(three_digits)
+    poisoned.images = three_digits.images.clone()
+    poisoned.images[torch.from_numpy(three_digits.splits["train"])] = float("nan")
+    metrics, reporter = _run({"epochs": 5}, poisoned, tmp_path)
+    assert metrics["diverged"] == 1 and len(reporter.history) == 1
+    assert metrics["val_auc"] == 0.0 and metrics["val_loss"] == math.inf
+
+
+@pytest.mark.parametrize("key,value,named,listed", [
+    ("backbone", "efficientnet_b42", "efficientnet_b42", "simple_cnn"),
+    ("optimizer", "adagrad", "adagrad", "ranger"),
+    ("scheduler", "step", "step", "cosine_warm_restarts"),
+    ("loss", "hinge", "hinge", "focal"),
+    ("sampling", "smote", "smote", "undersample"),
+    ("batchsize", 32, "batchsize", "batch_size"),
+])
+def test_bad_names_fail_before_training(key, value, named, listed, three_digits, tmp_path):
+    reporter = LocalReporter(tmp_path / "bad")
+    with pytest.raises(UserError) as info:
+        train({**FAST, key: value}, three_digits, reporter)
+    assert named in str(info.value) and listed in str(info.value)
+    assert reporter.history == []
+
+
+def test_bce_on_three_classes_is_refused(three_digits, tmp_path):
+    with pytest.raises(UserError, match="bce"):
+        train({**FAST, "loss": "bce"}, three_digits, LocalReporter(tmp_path / "x"))
+
+
+def test_pretrained_without_local_weights_fails_at_once(three_digits, tmp_path):
+    with pytest.raises(UserError, match="no pretrained weights on this machine"):
+        train({**FAST, "backbone": "resnet18", "pretrained": True}, three_digits,
+              LocalReporter(tmp_path / "x"))
+
+
+def test_pretrained_path_loads_local_weights(three_digits, tmp_path):
+    import timm
+
+    source = timm.create_model("test_resnet", num_classes=10)
+    torch.save(source.state_dict(), tmp_path / "weights.pth")
+    from trainable.models import build_backbone
+    model = build_backbone("test_resnet", 3, 1, pretrained=True,
+                           pretrained_path=str(tmp_path / "weights.pth"))
+    stem = next(n for n, p in source.named_parameters() if p.ndim == 4)
+    assert torch.allclose(dict(model.named_parameters())[stem][:, 0],
+                          dict(source.named_parameters())[stem].sum(1), atol=1e-6)

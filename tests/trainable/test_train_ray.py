@@ -1,0 +1,39 @@
+"""The training function runs as a real Ray Tune trainable: metrics and checkpoints reach Tune."""
+
+import pytest
+import torch
+
+from trainable.report import RayReporter
+from trainable.train import CHECKPOINT_FILE, train
+
+
+@pytest.fixture
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_train_reports_metrics_and_checkpoints_through_ray_tune(local_ray, three_digits, tmp_path):
+    from ray import tune
+
+    def trainable(config, dataset):
+        train(config, dataset, RayReporter())
+
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, dataset=three_digits), {"cpu": 1}),
+        param_space={"backbone": "simple_cnn", "epochs": 2, "batch_size": 32,
+                     "lr": tune.grid_search([3e-3, 1e-3])},
+        tune_config=tune.TuneConfig(metric="val_auc", mode="max"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="trainable",
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0 and len(results) == 2
+    best = results.get_best_result()
+    assert best.metrics["epoch"] == 2 and best.metrics["val_auc"] > 0.9
+    with best.checkpoint.as_directory() as folder:
+        state = torch.load(f"{folder}/{CHECKPOINT_FILE}", weights_only=True)
+    assert state["epoch"] == 1 and state["config"]["lr"] == best.config["lr"]
+    assert state["class_names"] == ["0", "1", "7"]

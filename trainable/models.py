@@ -1,0 +1,98 @@
+"""Backbones by name: any timm model, plus ``simple_cnn`` (the custom CNN of a reference solution).
+
+Pretrained weights come from a file (``pretrained_path``) or timm's Hugging Face cache on this
+machine, never from the network at training time: a worker node without network, or a cluster of
+hundreds of trials, must not stall on downloads. Fetch them once beforehand where there is network:
+``python -c "import timm; timm.create_model('efficientnet_b0', pretrained=True)"``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from trainable.errors import UserError
+
+CUSTOM_BACKBONES = ("simple_cnn",)
+
+
+class SimpleCNN(nn.Module):
+    """4 conv layers (64-64-128-256, 3x3, batch norm, ReLU, 2x2 max-pool) and dense 256-256 with dropout.
+
+    The custom CNN of the 100-class generated-images reference solution, sized for small images.
+    """
+
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.3):
+        super().__init__()
+        layers, channels = [], in_chans
+        for width in (64, 64, 128, 256):
+            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                       nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 256), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(256, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
+            nn.Linear(256, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _cached_weights(name: str) -> str | None:
+    """The file of ``name``'s default pretrained weights in the local Hugging Face cache, if any."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cfg = timm.models.get_pretrained_cfg(name)
+    repo = getattr(cfg, "hf_hub_id", None) if cfg else None
+    if not repo:
+        return None
+    for filename in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return found
+    return None
+
+
+def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bool = False,
+                   pretrained_path: str | None = None, drop_rate: float = 0.0) -> nn.Module:
+    """Create a classifier backbone.
+
+    Args:
+        name: A timm model name (``timm.list_models()``: ``efficientnet_b0`` .. ``b7``,
+            ``resnet50``, ``inception_resnet_v2``, ``vgg16``, ``resnet10t``, ...) or ``simple_cnn``.
+        num_classes: Outputs of the classifier head.
+        in_chans: Input channels; timm adapts a pretrained stem to it (1-channel lens images
+            are not copied to 3 channels).
+        pretrained: Load pretrained weights from ``pretrained_path`` or the local timm cache.
+        pretrained_path: A weights file (.safetensors / .pth) for this model.
+        drop_rate: Dropout before the classifier (timm) or in the dense layers (simple_cnn).
+
+    Raises:
+        UserError: an unknown name, or pretrained weights that are not on this machine.
+    """
+    if name == "simple_cnn":
+        if pretrained:
+            raise UserError("backbone 'simple_cnn' has no pretrained weights; set pretrained: false")
+        return SimpleCNN(num_classes, in_chans, dropout=drop_rate or 0.3)
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
+        hint = f"; similar timm models: {', '.join(close)}" if close else ""
+        raise UserError(f"backbone {name!r} is not a timm model (timm.list_models()) nor one of "
+                        f"{', '.join(CUSTOM_BACKBONES)}{hint}")
+    kwargs = {"num_classes": num_classes, "in_chans": in_chans, "drop_rate": drop_rate}
+    if pretrained:
+        path = pretrained_path or _cached_weights(name)
+        if path is None:
+            raise UserError(f"backbone {name!r}: no pretrained weights on this machine; download "
+                            f"them where there is network (timm.create_model({name!r}, "
+                            f"pretrained=True)) or set pretrained_path to a weights file")
+        if not Path(path).is_file():
+            raise UserError(f"pretrained_path: {path} does not exist")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(path)})
+    elif pretrained_path:
+        raise UserError("pretrained_path is set but pretrained is false; set pretrained: true")
+    return timm.create_model(name, **kwargs)
