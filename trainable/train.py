@@ -13,6 +13,7 @@ the checkpoint of epoch ``e - 1`` continues exactly as an uninterrupted one woul
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -33,6 +34,8 @@ from trainable.optim import build_optimizer, build_scheduler
 from trainable.report import LocalReporter, Reporter
 from trainable.sampling import SAMPLERS, epoch_indices
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_FILE = "checkpoint.pt"
 # What a diverged trial reports: the worst value of every metric, whichever the search maximizes.
 DIVERGED = {"val_loss": math.inf, "val_accuracy": 0.0, "val_f1": 0.0, "val_auc": 0.0,
@@ -51,6 +54,7 @@ class Trial:
     augment: AugmentConfig
     device: torch.device
     autocast_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler  # loss scaling for float16 autocast; a no-op otherwise
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -85,8 +89,9 @@ def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
     autocast_dtype = None
     if cuda and config.amp:
         autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
     return Trial(config, model, loss.to(device), optimizer, scheduler, augment_config, device,
-                 autocast_dtype)
+                 autocast_dtype, scaler)
 
 
 def _trial_cpus() -> int:
@@ -127,8 +132,9 @@ def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch:
         if not torch.isfinite(loss):
             return math.nan
         trial.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        trial.optimizer.step()
+        trial.scaler.scale(loss).backward()
+        trial.scaler.step(trial.optimizer)
+        trial.scaler.update()
         total += loss.item() * len(index)
         count += len(index)
     if trial.scheduler is not None:
@@ -181,6 +187,7 @@ def save_checkpoint(trial: Trial, folder: str, epoch: int, dataset: ImageDataset
         "model": trial.model.state_dict(),
         "optimizer": trial.optimizer.state_dict(),
         "scheduler": trial.scheduler.state_dict() if trial.scheduler else None,
+        "scaler": trial.scaler.state_dict(),
         "epoch": epoch,
         "config": trial.config.to_dict(),
         "class_names": list(dataset.class_names),
@@ -197,6 +204,8 @@ def load_checkpoint(trial: Trial, folder: str) -> int:
     trial.optimizer.load_state_dict(state["optimizer"])
     if trial.scheduler is not None and state["scheduler"] is not None:
         trial.scheduler.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        trial.scaler.load_state_dict(state["scaler"])
     return state["epoch"] + 1
 
 
@@ -219,7 +228,9 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
     trial = setup(config, dataset)
-    reporter = reporter or LocalReporter(tempfile.mkdtemp(prefix="trial-"))
+    if reporter is None:
+        reporter = LocalReporter(tempfile.mkdtemp(prefix="trial-"))
+        log.info("checkpoints and metrics of this trial go to %s", reporter.root)
     restored = reporter.restore()
     start = load_checkpoint(trial, restored) if restored else 0
     x_train, y_train = dataset.split("train")

@@ -37,3 +37,33 @@ def test_train_reports_metrics_and_checkpoints_through_ray_tune(local_ray, three
         state = torch.load(f"{folder}/{CHECKPOINT_FILE}", weights_only=True)
     assert state["epoch"] == 1 and state["config"]["lr"] == best.config["lr"]
     assert state["class_names"] == ["0", "1", "7"]
+
+
+def test_a_failed_trial_resumes_from_its_ray_checkpoint(local_ray, three_digits, tmp_path):
+    from ray import tune
+
+    marker = tmp_path / "crashed-once"
+
+    class CrashOnce(RayReporter):
+        """Dies once after the second epoch's report, as a trial on a lost node would."""
+
+        def report(self, metrics, checkpoint_dir):
+            super().report(metrics, checkpoint_dir)
+            if metrics["epoch"] == 2 and not marker.exists():
+                marker.touch()
+                raise RuntimeError("node lost")
+
+    def trainable(config, dataset):
+        train(config, dataset, CrashOnce())
+
+    tuner = tune.Tuner(
+        tune.with_resources(tune.with_parameters(trainable, dataset=three_digits), {"cpu": 1}),
+        param_space={"backbone": "simple_cnn", "epochs": 4, "batch_size": 32, "lr": 3e-3},
+        tune_config=tune.TuneConfig(metric="val_auc", mode="max"),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="resume",
+                                  failure_config=tune.FailureConfig(max_failures=1)),
+    )
+    result = tuner.fit().get_best_result()
+    assert marker.exists() and result.error is None
+    epochs = result.metrics_dataframe["epoch"].tolist()
+    assert epochs == [1, 2, 3, 4]  # continued at 3 after the crash, not from 1 again
