@@ -1,0 +1,386 @@
+"""Search-space files: read, override, check everything before Ray starts, and sample with Optuna.
+
+A space file (see ``spaces/``)::
+
+    name: lens_finding
+    data: {format: fits_csv, path: data/lens_finding, simulate: lens_finding}
+    metric: val_auc
+    mode: max
+    trial: {epochs: 12, batch_size: 64, resources: {cpu: 1, gpu: 0.25}}
+    space:
+      lr: {loguniform: [1.0e-4, 3.0e-3]}
+      scheduler: {choice: [exponential, cosine_warm_restarts]}
+      gamma: {uniform: [0.85, 0.99], when: {scheduler: exponential}}
+    search: {algorithm: optuna, num_samples: 40, scheduler: asha}
+    wandb: {project: lens-search, mode: auto}
+    cpu: {trial: {epochs: 4}, space: {backbone: simple_cnn}}   # applied when there is no GPU
+
+``trial`` holds fixed trainable settings, ``space`` searched ones: a fixed value or one
+distribution (``choice``, ``uniform``, ``loguniform``, ``int`` with inclusive bounds), optionally
+only ``when`` other parameters take given values. Every problem in a file is reported at once, in
+one line naming the file and each key.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from trainable.config import TrainConfig
+from trainable.data import DataConfig
+from trainable.errors import UserError
+from trainable.losses import LOSSES
+from trainable.optim import OPTIMIZERS, SCHEDULERS
+from trainable.sampling import SAMPLERS
+
+METRICS = ("val_auc", "val_accuracy", "val_f1", "val_loss", "train_loss")
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
+TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "wandb", "cpu")
+NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
+                 "sampling": tuple(SAMPLERS)}
+TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched parameter: ``kind`` over ``values`` (choices, or [low, high]), ``when`` given."""
+
+    kind: str
+    values: tuple
+    when: dict[str, tuple] = field(default_factory=dict)
+
+    def contains(self, value: Any) -> bool:
+        if self.kind == "choice":
+            return value in self.values
+        low, high = self.values
+        if self.kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
+            return False
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The ``search:`` block: how configurations are proposed and stopped."""
+
+    algorithm: str = "optuna"
+    num_samples: int = 20
+    max_concurrent: int | None = None
+    scheduler: str = "asha"
+    grace_period: int = 1
+    reduction_factor: float = 3
+    time_budget: float | None = None
+    seed: int = 0
+    start_from: tuple = ()
+
+
+@dataclass(frozen=True)
+class WandbSettings:
+    """The ``wandb:`` block."""
+
+    project: str = "lens-search"
+    entity: str | None = None
+    mode: str = "auto"
+
+
+@dataclass(frozen=True)
+class Space:
+    """A checked space file."""
+
+    name: str
+    data: DataConfig
+    metric: str
+    mode: str
+    trial: dict[str, Any]
+    resources: dict[str, float]
+    space: dict[str, Any]  # name -> Distribution or fixed value
+    search: SearchSettings
+    wandb: WandbSettings
+    path: str
+    cpu_applied: bool = False
+
+    @property
+    def epochs(self) -> int:
+        """The one source of the epoch budget (ASHA's ``max_t``)."""
+        return self.trial.get("epochs", TrainConfig.epochs)
+
+
+def read_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a mapping of the keys {', '.join(TOP_LEVEL)}")
+    return raw
+
+
+def apply_overrides(raw: dict, overrides: list[str], path: str) -> dict:
+    """``KEY.SUB=VALUE`` pairs (the value read as YAML) set into a copy of ``raw``."""
+    raw = copy.deepcopy(raw)
+    for pair in overrides:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. search.num_samples=50")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise UserError(f"--set {pair!r}: value is not YAML ({str(err).splitlines()[0]})") from None
+        node = raw
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"--set {pair!r}: {part} in {path} is not a mapping")
+        node[leaf] = parsed
+    return raw
+
+
+def _merge(base: dict, extra: Mapping) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True) -> Space:
+    """Read, override and check a space file.
+
+    Args:
+        path: The YAML file.
+        overrides: ``--set KEY=VALUE`` pairs, applied before the checks.
+        has_gpu: Whether the cluster has a GPU; without one the file's ``cpu:`` block is merged in.
+
+    Raises:
+        UserError: one line naming the file and every problem's key.
+    """
+    path = str(path)
+    raw = apply_overrides(read_yaml(path), list(overrides), path)
+    cpu_block = raw.pop("cpu", None)
+    applied = False
+    if cpu_block is not None and not has_gpu:
+        if not isinstance(cpu_block, Mapping):
+            raise UserError(f"{path}: cpu: must be a mapping of overrides")
+        raw, applied = _merge(raw, cpu_block), True
+    problems: list[str] = []
+    space = _check(raw, path, problems)
+    if problems:
+        raise UserError(f"{path}: " + "; ".join(problems))
+    return dataclasses.replace(space, cpu_applied=applied)
+
+
+def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
+    problems += [f"{k}: unknown key; known: {', '.join(TOP_LEVEL)}" for k in raw if k not in TOP_LEVEL]
+    name = raw.get("name", Path(path).stem)
+    if not isinstance(name, str) or not name:
+        problems.append(f"name: must be a non-empty string, got {name!r}")
+    data = None
+    try:
+        data = DataConfig.from_mapping(raw.get("data"), where="data")
+    except UserError as err:
+        problems.append(str(err))
+    metric, mode = raw.get("metric", "val_auc"), raw.get("mode", "max")
+    if metric not in METRICS:
+        problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(METRICS)}")
+    if mode not in ("min", "max"):
+        problems.append(f"mode: must be min or max, got {mode!r}")
+    trial = dict(raw.get("trial") or {})
+    resources = trial.pop("resources", {"cpu": 1, "gpu": 0})
+    problems += _check_resources(resources)
+    problems += [f"trial.{k}: not a trainable setting; known: {', '.join(sorted(TRAIN_KEYS))}"
+                 for k in trial if k not in TRAIN_KEYS]
+    try:
+        TrainConfig.from_mapping({k: v for k, v in trial.items() if k in TRAIN_KEYS}, where="trial")
+    except UserError as err:
+        problems.append(str(err))
+    searched = _check_space(raw.get("space") or {}, trial, problems)
+    epochs = trial.get("epochs", TrainConfig.epochs)
+    epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else TrainConfig.epochs
+    search = _check_search(raw.get("search") or {}, searched, epochs, problems)
+    wandb = _check_settings(WandbSettings, raw.get("wandb") or {}, "wandb", problems)
+    if wandb and wandb.mode not in ("auto", "online", "offline", "disabled"):
+        problems.append(f"wandb.mode: {wandb.mode!r} is not one of auto, online, offline, disabled")
+    if problems:
+        return None
+    return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path)
+
+
+def _check_resources(resources: Any) -> list[str]:
+    if not isinstance(resources, Mapping):
+        return [f"trial.resources: must be a mapping like {{cpu: 1, gpu: 0.25}}, got {resources!r}"]
+    problems = [f"trial.resources.{k}: unknown; known: cpu, gpu" for k in resources if k not in ("cpu", "gpu")]
+    for key in ("cpu", "gpu"):
+        value = resources.get(key, 0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            problems.append(f"trial.resources.{key}: must be a number >= 0, got {value!r}")
+    if isinstance(resources.get("gpu"), (int, float)) and resources.get("gpu", 0) > 1 \
+            and resources["gpu"] != int(resources["gpu"]):
+        problems.append("trial.resources.gpu: a fraction must be below 1 (several trials per GPU)")
+    return problems
+
+
+def _distribution(key: str, spec: Any, problems: list[str]) -> Any:
+    """A fixed value, or the Distribution a mapping like ``{loguniform: [a, b]}`` describes."""
+    if not isinstance(spec, Mapping):
+        return spec
+    kinds = [k for k in spec if k in DISTRIBUTIONS]
+    extra = [k for k in spec if k not in DISTRIBUTIONS and k != "when"]
+    if len(kinds) != 1 or extra:
+        problems.append(f"space.{key}: must be a value or one of {', '.join(DISTRIBUTIONS)} "
+                        f"(with an optional when:), got keys {', '.join(map(str, spec))}")
+        return None
+    kind, values = kinds[0], spec[kinds[0]]
+    when = spec.get("when", {})
+    if "when" in spec and (not isinstance(when, Mapping) or not when):
+        problems.append(f"space.{key}.when: must map parameters to a value or a list of values")
+        when = {}
+    when = {k: tuple(v) if isinstance(v, list) else (v,) for k, v in when.items()}
+    if kind == "choice":
+        if not isinstance(values, list) or not values:
+            problems.append(f"space.{key}.choice: must be a non-empty list, got {values!r}")
+            return None
+        return Distribution(kind, tuple(values), when)
+    numeric = isinstance(values, list) and len(values) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numeric:
+        problems.append(f"space.{key}.{kind}: must be [low, high], got {values!r}")
+        return None
+    low, high = values
+    if kind == "int" and not all(isinstance(v, int) for v in values):
+        problems.append(f"space.{key}.int: bounds must be integers, got {values!r}")
+    elif (high < low) if kind == "int" else (high <= low):
+        problems.append(f"space.{key}.{kind}: empty or inverted range [{low}, {high}]")
+    elif kind == "loguniform" and low <= 0:
+        problems.append(f"space.{key}.loguniform: bounds must be positive, got [{low}, {high}]")
+    return Distribution(kind, (low, high), when)
+
+
+def _check_space(raw: Any, trial: dict, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(raw, Mapping):
+        problems.append(f"space: must be a mapping of trainable settings, got {raw!r}")
+        return {}
+    searched = {}
+    for key, spec in raw.items():
+        if key not in TRAIN_KEYS:
+            problems.append(f"space.{key}: not a trainable setting; known: {', '.join(sorted(TRAIN_KEYS))}")
+        elif key == "epochs":
+            problems.append("space.epochs: the epoch budget is fixed in trial.epochs (ASHA's max_t)")
+        elif key in trial:
+            problems.append(f"space.{key}: also fixed in trial.{key}; keep one")
+        else:
+            searched[key] = _distribution(key, spec, problems)
+    for key, value in searched.items():
+        options = value.values if isinstance(value, Distribution) and value.kind == "choice" else (value,)
+        if key in NAMED_CHOICES:
+            bad = [o for o in options if o not in NAMED_CHOICES[key]]
+            if bad:
+                problems.append(f"space.{key}: {bad[0]!r} is unknown; known: {', '.join(NAMED_CHOICES[key])}")
+        if isinstance(value, Distribution):
+            for other, wanted in value.when.items():
+                problems += _check_condition(key, other, wanted, searched, trial)
+    return searched
+
+
+def _check_condition(key: str, other: str, wanted: tuple, searched: dict, trial: dict) -> list[str]:
+    where = f"space.{key}.when.{other}"
+    if other not in searched and other not in trial:
+        return [f"{where}: {other!r} is neither searched nor fixed"]
+    source = searched.get(other, trial.get(other))
+    possible = source.values if isinstance(source, Distribution) and source.kind == "choice" else (
+        None if isinstance(source, Distribution) else (source,))
+    if possible is None:
+        return [f"{where}: conditions need a choice or a fixed value, {other!r} is {source.kind}"]
+    if not any(w in possible for w in wanted):
+        return [f"{where}: can never hold: {other} takes {list(possible)}, never {list(wanted)}"]
+    return []
+
+
+def _check_settings(cls, raw: Any, block: str, problems: list[str]):
+    if not isinstance(raw, Mapping):
+        problems.append(f"{block}: must be a mapping, got {raw!r}")
+        return None
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in known]
+    problems += [f"{block}.{k}: unknown key; known: {', '.join(known)}" for k in unknown]
+    return None if unknown else cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def _check_search(raw: Any, searched: dict, epochs: int, problems: list[str]) -> SearchSettings | None:
+    settings = _check_settings(SearchSettings, raw, "search", problems)
+    if settings is None:
+        return None
+    checks = [
+        ("algorithm", settings.algorithm in ("optuna", "random", "grid"), "one of optuna, random, grid"),
+        ("num_samples", isinstance(settings.num_samples, int) and settings.num_samples > 0, "a positive integer"),
+        ("max_concurrent", settings.max_concurrent is None or (isinstance(settings.max_concurrent, int)
+                                                               and settings.max_concurrent > 0), "a positive integer"),
+        ("scheduler", settings.scheduler in ("asha", "none"), "asha or none"),
+        ("grace_period", isinstance(settings.grace_period, int) and 1 <= settings.grace_period <= epochs,
+         f"an integer in [1, trial.epochs = {epochs}]"),
+        ("reduction_factor", isinstance(settings.reduction_factor, (int, float)) and settings.reduction_factor > 1,
+         "a number above 1"),
+        ("time_budget", settings.time_budget is None or (isinstance(settings.time_budget, (int, float))
+                                                         and settings.time_budget > 0), "seconds, above 0"),
+        ("seed", isinstance(settings.seed, int), "an integer"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            problems.append(f"search.{key}: must be {expected}, got {getattr(settings, key)!r}")
+    for i, start in enumerate(settings.start_from):
+        if not isinstance(start, Mapping):
+            problems.append(f"search.start_from[{i}]: must be a mapping of searched parameters")
+            continue
+        for key, value in start.items():
+            dist = searched.get(key)
+            if key not in searched:
+                problems.append(f"search.start_from[{i}].{key}: not a searched parameter")
+            elif isinstance(dist, Distribution) and not dist.contains(value):
+                problems.append(f"search.start_from[{i}].{key}: {value!r} is outside its {dist.kind} {list(dist.values)}")
+    return settings
+
+
+def define_by_run(space: Space) -> Callable:
+    """An Optuna define-by-run function: suggests each searched parameter whose ``when`` holds,
+    in an order where conditions come after what they depend on, and returns the fixed values."""
+    order = _dependency_order(space.space)
+
+    def suggest(trial) -> dict[str, Any]:
+        chosen: dict[str, Any] = dict(space.trial)
+        fixed = {}
+        for key in order:
+            value = space.space[key]
+            if isinstance(value, Distribution):
+                if not all(chosen.get(other) in wanted for other, wanted in value.when.items()):
+                    continue
+                if value.kind == "choice":
+                    chosen[key] = trial.suggest_categorical(key, list(value.values))
+                elif value.kind == "int":
+                    chosen[key] = trial.suggest_int(key, *value.values)
+                else:
+                    chosen[key] = trial.suggest_float(key, *value.values, log=value.kind == "loguniform")
+            else:
+                chosen[key] = fixed[key] = value
+        return fixed
+
+    return suggest
+
+
+def _dependency_order(searched: dict[str, Any]) -> list[str]:
+    order: list[str] = []
+    pending = dict(searched)
+    while pending:
+        ready = [k for k, v in pending.items()
+                 if not isinstance(v, Distribution) or all(o not in pending for o in v.when)]
+        if not ready:
+            raise UserError(f"space: conditions form a cycle among {', '.join(pending)}")
+        order += ready
+        for key in ready:
+            del pending[key]
+    return order

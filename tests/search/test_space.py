@@ -1,0 +1,116 @@
+"""Space files: overrides, the cpu: block, every kind of bad file, and Optuna's conditional sampling."""
+
+import optuna
+import pytest
+import yaml
+
+from search.space import Distribution, define_by_run, load_space
+from trainable.errors import UserError
+
+GOOD = {
+    "name": "tiny",
+    "data": {"format": "digits"},
+    "metric": "val_auc",
+    "mode": "max",
+    "trial": {"epochs": 6, "batch_size": 32, "resources": {"cpu": 1, "gpu": 0.25}},
+    "space": {
+        "backbone": {"choice": ["simple_cnn", "test_resnet"]},
+        "lr": {"loguniform": [1.0e-4, 1.0e-2]},
+        "scheduler": {"choice": ["exponential", "cosine_warm_restarts", "none"]},
+        "gamma": {"uniform": [0.8, 0.99], "when": {"scheduler": "exponential"}},
+        "t0": {"int": [2, 5], "when": {"scheduler": "cosine_warm_restarts"}},
+        "loss": "ce",
+    },
+    "search": {"num_samples": 8, "grace_period": 1, "start_from": [{"lr": 1.0e-3, "scheduler": "none"}]},
+    "wandb": {"mode": "offline"},
+    "cpu": {"trial": {"epochs": 2, "resources": {"gpu": 0}}, "space": {"backbone": "simple_cnn"}},
+}
+
+
+def _write(tmp_path, content, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(content) if isinstance(content, dict) else content)
+    return path
+
+
+def test_good_space_loads_with_distributions_and_conditions(tmp_path):
+    space = load_space(_write(tmp_path, GOOD))
+    assert space.epochs == 6 and space.resources == {"cpu": 1, "gpu": 0.25} and not space.cpu_applied
+    assert space.space["gamma"] == Distribution("uniform", (0.8, 0.99), {"scheduler": ("exponential",)})
+    assert space.space["loss"] == "ce" and space.search.num_samples == 8
+
+
+def test_cpu_block_applies_only_without_a_gpu_and_overrides_win(tmp_path):
+    path = _write(tmp_path, GOOD)
+    space = load_space(path, ["search.num_samples=3", "trial.batch_size=16"], has_gpu=False)
+    assert space.cpu_applied and space.epochs == 2 and space.space["backbone"] == "simple_cnn"
+    assert space.resources == {"cpu": 1, "gpu": 0} and space.trial["batch_size"] == 16
+    assert space.search.num_samples == 3
+
+
+def test_define_by_run_samples_conditional_parameters_only_when_they_apply(tmp_path):
+    space = load_space(_write(tmp_path, GOOD))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    suggest = define_by_run(space)
+    fixed = []
+    for _ in range(40):
+        trial = study.ask()
+        fixed.append(suggest(trial))
+        study.tell(trial, 0.5)
+    for t in study.trials:
+        p = t.params
+        assert ("gamma" in p) == (p["scheduler"] == "exponential")
+        assert ("t0" in p) == (p["scheduler"] == "cosine_warm_restarts")
+        assert 1e-4 <= p["lr"] <= 1e-2 and p["backbone"] in ("simple_cnn", "test_resnet")
+    assert all(f == {"loss": "ce"} for f in fixed)
+    assert {t.params["scheduler"] for t in study.trials} == {"exponential", "cosine_warm_restarts", "none"}
+
+
+BAD = [
+    ({"colour": 1}, "colour: unknown key"),
+    ({"metric": "val_precision"}, "metric: 'val_precision' is not reported"),
+    ({"mode": "up"}, "mode: must be min or max"),
+    ({"trial": {"epochs": 6, "batchsize": 2}}, "trial.batchsize: not a trainable setting"),
+    ({"trial": {"epochs": "six"}}, "trial.epochs: expected int"),
+    ({"trial": {"epochs": 6, "resources": {"gpu": -1}}}, "trial.resources.gpu: must be a number >= 0"),
+    ({"space": {"lr": {"loguniform": [1e-2, 1e-4]}}}, "space.lr.loguniform: empty or inverted range"),
+    ({"space": {"lr": {"uniform": [0.1, 0.1]}}}, "space.lr.uniform: empty or inverted range"),
+    ({"space": {"lr": {"loguniform": [0, 1]}}}, "space.lr.loguniform: bounds must be positive"),
+    ({"space": {"backbone": {"choice": []}}}, "space.backbone.choice: must be a non-empty list"),
+    ({"space": {"t0": {"int": [2.5, 5]}}}, "space.t0.int: bounds must be integers"),
+    ({"space": {"lr": {"normal": [0, 1]}}}, "space.lr: must be a value or one of"),
+    ({"space": {"momentun": {"uniform": [0.8, 0.9]}}}, "space.momentun: not a trainable setting"),
+    ({"space": {"epochs": {"int": [1, 5]}}}, "space.epochs: the epoch budget is fixed in trial.epochs"),
+    ({"space": {"optimizer": {"choice": ["adam", "lamb"]}}}, "space.optimizer: 'lamb' is unknown"),
+    ({"space": {"scheduler": {"choice": ["none"]},
+                "gamma": {"uniform": [0.8, 0.9], "when": {"scheduler": "exponential"}}}},
+     "space.gamma.when.scheduler: can never hold"),
+    ({"space": {"gamma": {"uniform": [0.8, 0.9], "when": {"scheduler": "exponential"}}}},
+     "space.gamma.when.scheduler: 'scheduler' is neither searched nor fixed"),
+    ({"search": {"algorithm": "bayes"}}, "search.algorithm: must be one of optuna, random, grid"),
+    ({"search": {"grace_period": 9}}, "search.grace_period: must be an integer in [1, trial.epochs = 6]"),
+    ({"search": {"start_from": [{"lr": 5.0}]}}, "search.start_from[0].lr: 5.0 is outside its loguniform"),
+    ({"data": {"format": "hdf5", "path": "x"}}, "data.format: unknown format 'hdf5'"),
+    ({"wandb": {"mode": "cloud"}}, "wandb.mode: 'cloud' is not one of"),
+]
+
+
+@pytest.mark.parametrize("change,expected", BAD, ids=[e for _, e in BAD])
+def test_bad_space_files_name_the_file_and_key(tmp_path, change, expected):
+    content = {**GOOD, **change}
+    if "space" in change and "scheduler" not in change["space"] and "gamma" not in change["space"]:
+        content["space"] = {**GOOD["space"], **change["space"]}
+    path = _write(tmp_path, content)
+    with pytest.raises(UserError) as info:
+        load_space(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_unreadable_and_non_yaml_files(tmp_path):
+    with pytest.raises(UserError, match="cannot read"):
+        load_space(tmp_path / "missing.yaml")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_space(_write(tmp_path, "space: [unclosed"))
+    with pytest.raises(UserError, match=r"--set 'search\.num_samples': expected KEY=VALUE"):
+        load_space(_write(tmp_path, GOOD), ["search.num_samples"])

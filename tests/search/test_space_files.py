@@ -1,0 +1,36 @@
+"""Every space file in spaces/ is valid, with and without a GPU, and every configuration Optuna
+samples from it is a valid trainable configuration."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+import timm
+
+from search.space import define_by_run, load_space
+from trainable.config import TrainConfig
+
+SPACES = sorted((Path(__file__).resolve().parents[2] / "spaces").glob("*.yaml"))
+
+
+def test_the_documented_spaces_exist():
+    assert {p.name for p in SPACES} >= {"lens_finding.yaml", "substructure.yaml"}
+
+
+@pytest.mark.parametrize("path", SPACES, ids=[p.stem for p in SPACES])
+@pytest.mark.parametrize("has_gpu", [True, False], ids=["gpu", "cpu"])
+def test_space_file_is_valid_and_samples_valid_configs(path, has_gpu):
+    space = load_space(path, has_gpu=has_gpu)
+    assert space.cpu_applied != has_gpu
+    assert space.data.simulate, "a space must name its embedded data set"
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    suggest = define_by_run(space)
+    for _ in range(25):
+        trial = study.ask()
+        fixed = suggest(trial)
+        config = TrainConfig.from_mapping({**space.trial, **trial.params, **fixed})
+        assert config.backbone == "simple_cnn" or timm.is_model(config.backbone)
+        study.tell(trial, 0.5)
+    # The first start_from is the space's default configuration: complete for the top-level choices.
+    first = space.search.start_from[0]
+    assert {"backbone", "optimizer", "lr", "scheduler", "loss"} <= set(first)
