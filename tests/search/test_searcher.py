@@ -1,0 +1,69 @@
+"""Trials ASHA stops reach Optuna as pruned at the step they reached (real Ray Tune, ASHA, Optuna)."""
+
+import optuna
+import pytest
+
+from search.searcher import PruningOptunaSearch
+
+MAX_EPOCHS = 9
+
+
+@pytest.fixture
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def _trainable(config):
+    from ray import tune
+
+    for epoch in range(1, MAX_EPOCHS + 1):
+        # Higher x is better at every epoch: ASHA stops the low ones early.
+        tune.report({"val_auc": config["x"] * epoch / MAX_EPOCHS, "epoch": epoch, "diverged": 0})
+
+
+def test_asha_stopped_trials_are_pruned_in_optuna(local_ray, tmp_path):
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "study.log")))
+    searcher = PruningOptunaSearch(
+        {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, max_epochs=MAX_EPOCHS,
+        metric="val_auc", mode="max",  # a searcher given its space ignores TuneConfig's
+        sampler=optuna.samplers.RandomSampler(seed=1), study_name="asha", storage=storage)
+    tuner = tune.Tuner(
+        _trainable,
+        tune_config=tune.TuneConfig(
+            metric="val_auc", mode="max", num_samples=9, search_alg=searcher,
+            scheduler=ASHAScheduler(max_t=MAX_EPOCHS, grace_period=1, reduction_factor=3,
+                                    time_attr="epoch")),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="asha"),
+    )
+    results = tuner.fit()
+    assert results.num_errors == 0
+
+    study = optuna.load_study(study_name="asha", storage=storage)
+    pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(study.trials) == 9 and pruned and complete
+    for trial in pruned:  # pruned at the step it reached, every value up to it kept
+        step = max(trial.intermediate_values)
+        assert step < MAX_EPOCHS and sorted(trial.intermediate_values) == list(range(1, step + 1))
+        assert trial.intermediate_values[step] == pytest.approx(trial.params["x"] * step / MAX_EPOCHS)
+        assert trial.value == trial.intermediate_values[step]  # Optuna's record of a pruned trial
+    for trial in complete:  # only trials that ran the whole budget are complete, with its value
+        assert trial.value == pytest.approx(trial.params["x"])
+
+
+def test_only_early_stops_count_as_pruned():
+    searcher = PruningOptunaSearch({"x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+                                   metric="val_auc", mode="max", max_epochs=MAX_EPOCHS)
+    assert searcher.stopped_early({"val_auc": 0.5, "epoch": 3}, error=False)
+    assert not searcher.stopped_early({"val_auc": 0.5, "epoch": MAX_EPOCHS}, error=False)
+    assert not searcher.stopped_early({"val_auc": 0.0, "epoch": 2, "diverged": 1}, error=False)
+    assert not searcher.stopped_early({"val_auc": 0.5, "epoch": 2}, error=True)
+    assert not searcher.stopped_early({"epoch": 2}, error=False)
