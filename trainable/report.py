@@ -45,9 +45,6 @@ class LocalReporter:
 class RayReporter:
     """Reports through ``ray.tune.report`` and resumes from ``ray.tune.get_checkpoint()``."""
 
-    def __init__(self):
-        self._restored = None
-
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None:
         from ray import tune
 
@@ -57,7 +54,4 @@ class RayReporter:
         from ray import tune
 
         checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            return None
-        self._restored = checkpoint.to_directory()
-        return self._restored
+        return None if checkpoint is None else checkpoint.to_directory()
