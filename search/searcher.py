@@ -11,6 +11,7 @@ values at each step) and TPE ranks it by the step it reached, as Optuna's own pr
 from __future__ import annotations
 
 import logging
+import warnings
 
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
@@ -51,4 +52,11 @@ class PruningOptunaSearch(OptunaSearch):
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return
+        if (trial_id in self._ot_trials and trial_id not in self._completed_trials and not error
+                and result and result.get(self.metric) is not None and result.get(self.epoch_key)):
+            # Keep the last epoch's value among the intermediate ones too (Ray's searcher does not).
+            with warnings.catch_warnings():  # a step already reported is kept, with a warning
+                warnings.simplefilter("ignore")
+                self._ot_trials[trial_id].report(
+                    result[self.metric], result.get(TRAINING_ITERATION, result[self.epoch_key]))
         super().on_trial_complete(trial_id, result, error)

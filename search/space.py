@@ -102,6 +102,7 @@ class Space:
     wandb: WandbSettings
     path: str
     cpu_applied: bool = False
+    raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
 
     @property
     def epochs(self) -> int:
@@ -173,7 +174,7 @@ def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True
     space = _check(raw, path, problems)
     if problems:
         raise UserError(f"{path}: " + "; ".join(problems))
-    return dataclasses.replace(space, cpu_applied=applied)
+    return dataclasses.replace(space, cpu_applied=applied, raw=raw)
 
 
 def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
@@ -200,6 +201,9 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
         TrainConfig.from_mapping({k: v for k, v in trial.items() if k in TRAIN_KEYS}, where="trial")
     except UserError as err:
         problems.append(str(err))
+    if "backbone" in trial and not _is_backbone(trial["backbone"]):
+        problems.append(f"trial.backbone: {trial['backbone']!r} is not a timm model (timm.list_models()) "
+                        "nor simple_cnn")
     searched = _check_space(raw.get("space") or {}, trial, problems)
     epochs = trial.get("epochs", TrainConfig.epochs)
     epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else TrainConfig.epochs
@@ -282,10 +286,21 @@ def _check_space(raw: Any, trial: dict, problems: list[str]) -> dict[str, Any]:
             bad = [o for o in options if o not in NAMED_CHOICES[key]]
             if bad:
                 problems.append(f"space.{key}: {bad[0]!r} is unknown; known: {', '.join(NAMED_CHOICES[key])}")
+        if key == "backbone":
+            problems += [f"space.backbone: {name!r} is not a timm model (timm.list_models()) nor simple_cnn"
+                         for name in options if not _is_backbone(name)]
         if isinstance(value, Distribution):
             for other, wanted in value.when.items():
                 problems += _check_condition(key, other, wanted, searched, trial)
     return searched
+
+
+def _is_backbone(name: Any) -> bool:
+    import timm
+
+    from trainable.models import CUSTOM_BACKBONES
+
+    return isinstance(name, str) and (name in CUSTOM_BACKBONES or timm.is_model(name))
 
 
 def _check_condition(key: str, other: str, wanted: tuple, searched: dict, trial: dict) -> list[str]:
@@ -333,6 +348,9 @@ def _check_search(raw: Any, searched: dict, epochs: int, problems: list[str]) ->
     for key, ok, expected in checks:
         if not ok:
             problems.append(f"search.{key}: must be {expected}, got {getattr(settings, key)!r}")
+    if settings.algorithm == "grid":
+        problems += [f"space.{k}: a grid needs choices or int ranges, not {v.kind}"
+                     for k, v in searched.items() if isinstance(v, Distribution) and v.kind in ("uniform", "loguniform")]
     for i, start in enumerate(settings.start_from):
         if not isinstance(start, Mapping):
             problems.append(f"search.start_from[{i}]: must be a mapping of searched parameters")
@@ -346,15 +364,20 @@ def _check_search(raw: Any, searched: dict, epochs: int, problems: list[str]) ->
     return settings
 
 
-def define_by_run(space: Space) -> Callable:
-    """An Optuna define-by-run function: suggests each searched parameter whose ``when`` holds,
-    in an order where conditions come after what they depend on, and returns the fixed values."""
-    order = _dependency_order(space.space)
+class DefineByRun:
+    """An Optuna define-by-run function (picklable, so Ray can save the searcher): suggests each
+    searched parameter whose ``when`` holds, in an order where conditions come after what they
+    depend on, and returns the fixed values."""
 
-    def suggest(trial) -> dict[str, Any]:
+    def __init__(self, space: Space):
+        self.space = space
+        self.order = _dependency_order(space.space)
+
+    def __call__(self, trial) -> dict[str, Any]:
+        space = self.space
         chosen: dict[str, Any] = dict(space.trial)
         fixed = {}
-        for key in order:
+        for key in self.order:
             value = space.space[key]
             if isinstance(value, Distribution):
                 if not all(chosen.get(other) in wanted for other, wanted in value.when.items()):
@@ -369,7 +392,10 @@ def define_by_run(space: Space) -> Callable:
                 chosen[key] = fixed[key] = value
         return fixed
 
-    return suggest
+
+def define_by_run(space: Space) -> Callable:
+    """The Optuna define-by-run function of ``space`` (see :class:`DefineByRun`)."""
+    return DefineByRun(space)
 
 
 def _dependency_order(searched: dict[str, Any]) -> list[str]:

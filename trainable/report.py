@@ -43,11 +43,16 @@ class LocalReporter:
 
 
 class RayReporter:
-    """Reports through ``ray.tune.report`` and resumes from ``ray.tune.get_checkpoint()``."""
+    """Reports through ``ray.tune.report`` and resumes from ``ray.tune.get_checkpoint()``.
+
+    Each result also names the Ray node the trial ran on (``node_id``).
+    """
 
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None:
+        import ray
         from ray import tune
 
+        metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
     def restore(self) -> str | None:

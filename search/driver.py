@@ -1,0 +1,171 @@
+"""The Ray Tune pieces of a search: trainable, searcher, scheduler, progress table and Tuner.
+
+Everything here is built from a checked :class:`~search.space.Space`; ``search.run`` adds the
+command line, the data and the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from typing import Any
+
+from search.searcher import PruningOptunaSearch
+from search.space import Distribution, Space, _dependency_order, define_by_run
+from trainable.data import ImageDataset
+
+# Progress-table columns, most telling first; searched parameters not listed come after these.
+PARAMETER_ORDER = ("backbone", "lr", "optimizer", "loss", "sampling", "scheduler", "batch_size")
+MAX_PARAMETER_COLUMNS = 6
+METRIC_COLUMNS = ("epoch", "val_auc", "val_accuracy", "val_loss")
+
+
+def trial(config: dict[str, Any], dataset: ImageDataset, fixed: dict[str, Any]) -> None:
+    """The Ray trainable: one configuration (the file's fixed ``trial:`` settings, then the
+    searched ones) trained on the shared data set, resuming from Ray's checkpoint if any."""
+    from trainable.report import RayReporter
+    from trainable.train import train
+
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint otherwise
+    train({**fixed, **config}, dataset, RayReporter())
+
+
+def trial_name(trial) -> str:
+    """Short trial names and folders: the id only (Ray's default spells out the configuration)."""
+    return f"trial_{trial.trial_id}"
+
+
+def grid_points(space: Space) -> list[dict[str, Any]]:
+    """Every configuration of a grid search: the product of the choices (and integer ranges),
+    a conditional parameter varying only where its ``when`` holds, each configuration once."""
+    points: list[dict[str, Any]] = [{}]
+    for key in _dependency_order(space.space):
+        value = space.space[key]
+        expanded = []
+        for point in points:
+            chosen = {**space.trial, **point}
+            if not isinstance(value, Distribution):
+                expanded.append({**point, key: value})
+            elif not all(chosen.get(other) in wanted for other, wanted in value.when.items()):
+                expanded.append(point)
+            else:
+                options = value.values if value.kind == "choice" else range(value.values[0], value.values[1] + 1)
+                expanded += [{**point, key: option} for option in options]
+        points = expanded
+    unique = {tuple(sorted(p.items(), key=lambda kv: kv[0])): p for p in points}
+    return list(unique.values())
+
+
+def startup_trials(num_samples: int) -> int:
+    """Random trials before TPE models the results: Optuna's 10 for a long search, fewer for a
+    short one (a quarter of it, at least 3), so a 12-trial search is not random throughout."""
+    return max(3, min(10, num_samples // 4))
+
+
+def build_searcher(space: Space):
+    """The search algorithm: Optuna TPE (seeded; conditional parameters sampled jointly, pending
+    trials counted with a constant liar), Optuna random sampling, or Ray's grid of
+    :func:`grid_points`. Returns ``(searcher, num_samples)``."""
+    import optuna
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    settings = space.search
+    if settings.algorithm == "grid":
+        points = grid_points(space)
+        return BasicVariantGenerator(points_to_evaluate=points, random_state=settings.seed), len(points)
+    if settings.algorithm == "optuna":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.TPESampler(
+                seed=settings.seed, n_startup_trials=startup_trials(settings.num_samples),
+                multivariate=True, group=True, constant_liar=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+    searcher = PruningOptunaSearch(
+        define_by_run(space), metric=space.metric, mode=space.mode, sampler=sampler,
+        points_to_evaluate=[dict(p) for p in settings.start_from] or None,
+        study_name=space.name, max_epochs=space.epochs)
+    return searcher, settings.num_samples
+
+
+def build_scheduler(space: Space):
+    """ASHA over epochs (``max_t`` = the epoch budget), or none."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    settings = space.search
+    if settings.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=settings.grace_period,
+                         reduction_factor=settings.reduction_factor)
+
+
+def progress_reporter(space: Space):
+    """Ray's trial table, trimmed to the searched parameters that matter most and the metrics."""
+    from ray.tune import CLIReporter
+
+    # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
+    searched = [k for k, v in space.space.items() if isinstance(v, Distribution) and not v.when]
+    ordered = [k for k in PARAMETER_ORDER if k in searched] + [k for k in searched if k not in PARAMETER_ORDER]
+    metrics = list(dict.fromkeys(["epoch", space.metric, *METRIC_COLUMNS[1:]]))
+    return CLIReporter(parameter_columns=ordered[:MAX_PARAMETER_COLUMNS], metric_columns=metrics,
+                       sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
+                       max_column_length=14, max_report_frequency=30)
+
+
+def prepare_environment() -> None:
+    """Ray settings the driver relies on, unless the user set them: the classic progress table
+    (Ray's new output ignores a ``CLIReporter``), and the experiment state saved every 2 s, so a
+    killed driver loses at most that much bookkeeping."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
+    # Keeping one checkpoint per trial makes Ray snapshot the experiment after every checkpoint
+    # (so a resumed search knows each trial's latest one); that is wanted, not worth a warning.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def trainable_for(space: Space, dataset: ImageDataset):
+    """The trainable with the data set put once in the object store, and the trial's resources."""
+    from ray import tune
+
+    resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
+    return tune.with_resources(tune.with_parameters(trial, dataset=dataset, fixed=dict(space.trial)),
+                               resources)
+
+
+def run_config(space: Space, name: str, storage: str, callbacks: list):
+    from ray import tune
+
+    return tune.RunConfig(
+        name=name, storage_path=storage, callbacks=callbacks,
+        progress_reporter=progress_reporter(space), verbose=1,
+        # The best checkpoint of each trial (by the metric) and, always, its latest.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=space.metric,
+                                                checkpoint_score_order=space.mode),
+        # A trial whose worker or node died restarts from its latest checkpoint, twice at most.
+        failure_config=tune.FailureConfig(max_failures=2),
+    )
+
+
+def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, callbacks: list):
+    """A new search."""
+    from ray import tune
+
+    searcher, num_samples = build_searcher(space)
+    tune_config = tune.TuneConfig(
+        metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=build_scheduler(space),
+        num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
+        time_budget_s=space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
+        trial_dirname_creator=trial_name)
+    return tune.Tuner(trainable_for(space, dataset), tune_config=tune_config,
+                      run_config=run_config(space, name, storage, callbacks))
+
+
+def restore_tuner(path: str, space: Space, dataset: ImageDataset):
+    """A search whose driver stopped: finished trials stay finished, the searcher's and the
+    scheduler's state come back, unfinished and failed trials go on from their checkpoints."""
+    from ray import tune
+
+    return tune.Tuner.restore(path, trainable=trainable_for(space, dataset), resume_unfinished=True,
+                              resume_errored=True, restart_errored=False)

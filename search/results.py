@@ -1,0 +1,202 @@
+"""What a finished search leaves: the leaderboard, the best model tested, and the results folder.
+
+``results/<name>/`` holds
+
+* ``summary.json``: the search, its best trial, its best configuration, the best validation
+  value, the best model's test metrics and confusion matrix, and every trial (id, configuration,
+  status, epochs run, best value, the Ray node it ran on);
+* ``leaderboard.csv``: every trial, best first;
+* ``best_config.yaml``: a space file that retrains exactly the best configuration;
+* ``best_model.pt``: the best checkpoint's weights and settings (:mod:`trainable.export`);
+* ``optuna.journal``: the Optuna study (every finished trial, pruned ones at the step they were
+  stopped), for ``optuna.load_study`` and ``optuna.importance``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.metrics import confusion_matrix
+
+from search.space import Distribution, Space
+from trainable.data import ImageDataset
+from trainable.export import export_model, load_model
+from trainable.train import classification_metrics
+
+MODEL_FILE = "best_model.pt"
+STUDY_FILE = "optuna.journal"
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def trial_records(grid, space: Space) -> list[dict[str, Any]]:
+    """One record per trial: id, configuration, status, epochs run, best value, node."""
+    records = []
+    for result in grid:
+        metrics = result.metrics or {}
+        frame = result.metrics_dataframe
+        values = [] if frame is None or space.metric not in frame else [
+            v for v in frame[space.metric].tolist() if _finite(v) is not None]
+        best = (max if space.mode == "max" else min)(values) if values else None
+        epochs = int(metrics.get("epoch", 0) or 0)
+        if result.error is not None:
+            status = "error"
+        elif metrics.get("diverged"):
+            status = "diverged"
+        elif epochs >= space.epochs:
+            status = "completed"
+        else:
+            status = "stopped"  # by ASHA, or unfinished when a time budget ended the search
+        records.append({
+            "trial_id": metrics.get("trial_id") or Path(result.path).name,
+            "config": {**space.trial, **(result.config or {})},
+            "status": status, "epochs": epochs, "best": best,
+            "node_id": metrics.get("node_id"), "path": result.path,
+            "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:300],
+        })
+    return records
+
+
+def rank(records: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
+    """Trials with a value, best first (ties: fewer epochs first), then the rest."""
+    scored = [r for r in records if r["best"] is not None]
+    scored.sort(key=lambda r: ((-r["best"] if mode == "max" else r["best"]), r["epochs"]))
+    return scored + [r for r in records if r["best"] is None]
+
+
+def leaderboard(records: list[dict[str, Any]], space: Space, top: int | None = 10) -> pd.DataFrame:
+    """The ranked trials with their searched parameters."""
+    searched = [k for k, v in space.space.items() if isinstance(v, Distribution)]
+    rows = []
+    for place, record in enumerate(rank(records, space.mode)[:top], 1):
+        row = {"rank": place, "trial": record["trial_id"], space.metric: record["best"],
+               "epochs": record["epochs"], "status": record["status"]}
+        row.update({k: record["config"].get(k, "") for k in searched})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.4g}" if math.isfinite(value) else "-"
+        return "-" if value is None or value == "" else str(value)
+    return frame.to_string(index=False, formatters={c: cell for c in frame.columns})
+
+
+def evaluate(model_path: str | Path, dataset: ImageDataset, split: str = "test") -> dict[str, Any]:
+    """Accuracy, macro F1, ROC AUC and the confusion matrix of an exported model on a split."""
+    model = load_model(model_path)
+    images, labels = dataset.split(split)
+    probabilities = model.predict(images).numpy()
+    metrics = classification_metrics(probabilities, labels.numpy())
+    matrix = confusion_matrix(labels.numpy(), probabilities.argmax(1), labels=np.arange(dataset.num_classes))
+    return {"split": split, "n": int(len(labels)), "accuracy": metrics["accuracy"],
+            "f1_macro": metrics["f1"], "auc": _finite(metrics["auc"]),
+            "class_names": list(dataset.class_names), "confusion_matrix": matrix.tolist()}
+
+
+def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[str, Any]:
+    """A space file that trains exactly ``config`` once, on the same data, for the same epochs."""
+    raw = {key: value for key, value in space.raw.items() if key not in ("space", "search", "cpu")}
+    data = dict(raw.get("data") or {})
+    if data.get("path"):
+        data["path"] = str(Path(data["path"]).expanduser().resolve())
+    trial = {**{k: v for k, v in config.items()}, "resources": dict(space.resources)}
+    return {**raw, "name": f"{name}-best", "data": data, "trial": trial, "space": {},
+            "search": {"algorithm": "random", "num_samples": 1, "scheduler": "none"}}
+
+
+def export_study(experiment_path: str, folder: Path, study_name: str) -> Path | None:
+    """Copy the searcher's Optuna study, as Ray last saved it, to ``folder/optuna.journal``.
+
+    Returns None when the experiment is not on a local disk or used no Optuna searcher (grid).
+    """
+    import optuna
+
+    from search.searcher import PruningOptunaSearch
+
+    if not Path(experiment_path).is_dir() or not list(Path(experiment_path).glob("searcher-state-*.pkl")):
+        return None
+    searcher = PruningOptunaSearch(max_epochs=1)
+    searcher.restore_from_dir(experiment_path)
+    study = searcher._ot_study  # Ray's searcher keeps it private; its state is this pickle
+    out = folder / STUDY_FILE
+    out.unlink(missing_ok=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out)))
+    copy = optuna.create_study(study_name=study_name, storage=storage, direction=study.direction)
+    copy.add_trials([t for t in study.trials if t.state.is_finished()])
+    return out
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return _finite(value)
+    return value
+
+
+def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: str | Path,
+                  experiment_path: str) -> dict[str, Any]:
+    """Rank the trials, test the best trial's best checkpoint, and write the results folder.
+
+    Returns the summary (also written as ``summary.json``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    records = trial_records(grid, space)
+    ranked = rank(records, space.mode)
+    leaderboard(records, space, top=None).to_csv(folder / "leaderboard.csv", index=False)
+    summary: dict[str, Any] = {
+        "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
+        "epochs": space.epochs, "algorithm": space.search.algorithm, "scheduler": space.search.scheduler,
+        "num_trials": len(records),
+        "status_counts": {s: sum(r["status"] == s for r in records)
+                          for s in ("completed", "stopped", "diverged", "error")},
+        "experiment_path": experiment_path, "best_trial": None, "best_config": None,
+        "best_val": None, "test": None, "model": None,
+    }
+    best = ranked[0] if ranked and ranked[0]["best"] is not None else None
+    if best is not None:
+        result = next(r for r in grid if r.path == best["path"])
+        checkpoint = result.get_best_checkpoint(space.metric, space.mode)
+        with checkpoint.as_directory() as directory:
+            model_path = export_model(directory, folder / MODEL_FILE, image_size=space.data.image_size
+                                      and list(space.data.image_size), metric=space.metric,
+                                      trial_id=best["trial_id"])
+            test = evaluate(model_path, dataset)
+            export_model(directory, model_path, image_size=space.data.image_size and list(space.data.image_size),
+                         metric=space.metric, trial_id=best["trial_id"],
+                         test={k: test[k] for k in ("accuracy", "f1_macro", "auc")})
+        best_epoch = load_model(model_path).info["epoch"]
+        summary.update(best_trial=best["trial_id"], best_config=best["config"],
+                       best_val={space.metric: best["best"], "epoch": best_epoch},
+                       test=test, model=str(model_path))
+        (folder / "best_config.yaml").write_text(
+            f"# The best configuration of search {name!r} (trial {best['trial_id']}, "
+            f"{space.metric} {best['best']:.4f}).\n# Retrain it: python -m search.run "
+            f"{folder / 'best_config.yaml'}\n"
+            + yaml.safe_dump(best_config_file(space, best["config"], name), sort_keys=False))
+    summary["study"] = export_study(experiment_path, folder, name) and str(folder / STUDY_FILE)
+    summary["trials"] = [{k: v for k, v in r.items() if k != "path"} for r in records]
+    partial = folder / "summary.json.partial"
+    partial.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
+    partial.replace(folder / "summary.json")
+    return summary

@@ -1,0 +1,183 @@
+"""End to end: ``python -m search.run`` through the real Ray Tune, Optuna, ASHA, timm and W&B
+(offline), on a small simulated lens-finding set the driver makes itself."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from search.space import load_space
+from tests.search.wandb_files import read_run
+from trainable.data import load_dataset
+from trainable.export import load_model
+from trainable.train import classification_metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+NUM_SAMPLES = 5
+EPOCHS = 4
+
+SPACE = {
+    "name": "tiny_lens",
+    "data": {"format": "fits_csv", "path": "data/tiny_lens", "image_size": 32,
+             "simulate": {"kind": "lens_finding", "n": 240, "seed": 3},
+             "val_fraction": 0.2, "test_fraction": 0.2},
+    "metric": "val_auc", "mode": "max",
+    "trial": {"epochs": EPOCHS, "batch_size": 32, "resources": {"cpu": 1, "gpu": 0}},
+    "space": {
+        "backbone": {"choice": ["simple_cnn", "test_resnet"]},
+        "lr": {"loguniform": [1.0e-4, 1.0e-2]},
+        "scheduler": {"choice": ["exponential", "cosine_warm_restarts"]},
+        "gamma": {"uniform": [0.8, 0.99], "when": {"scheduler": "exponential"}},
+        "t0": {"int": [2, 4], "when": {"scheduler": "cosine_warm_restarts"}},
+        "loss": {"choice": ["bce", "focal"]},
+        "augment_flip": True,
+    },
+    "search": {"algorithm": "optuna", "num_samples": NUM_SAMPLES, "max_concurrent": 2,
+               "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
+               "start_from": [{"backbone": "simple_cnn", "lr": 1.0e-3, "scheduler": "exponential",
+                               "gamma": 0.9, "loss": "bce"}]},
+    "wandb": {"project": "lens-search-tests", "mode": "auto"},
+    # Applied: the test machine has no GPU (and must not use one if it has).
+    "cpu": {"trial": {"batch_size": 32}},
+}
+
+
+def run_search(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "WANDB_MODE": "offline", "CUDA_VISIBLE_DEVICES": "",
+           "PYTHONPATH": str(ROOT), "RAY_DEDUP_LOGS": "0"}
+    return subprocess.run([sys.executable, "-m", "search.run", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("search")
+    (workdir / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    proc = run_search(workdir, "space.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return workdir, proc
+
+
+def test_summary_lists_every_trial_and_the_best(finished):
+    workdir, proc = finished
+    summary = json.loads((workdir / "results/tiny_lens/summary.json").read_text())
+    assert summary["name"] == "tiny_lens" and summary["metric"] == "val_auc" and summary["mode"] == "max"
+    assert summary["num_trials"] == NUM_SAMPLES == len(summary["trials"])
+    assert len({t["trial_id"] for t in summary["trials"]}) == NUM_SAMPLES
+    for trial in summary["trials"]:
+        assert trial["status"] in ("completed", "stopped"), trial
+        assert 1 <= trial["epochs"] <= EPOCHS
+        assert (trial["epochs"] == EPOCHS) == (trial["status"] == "completed")
+        assert isinstance(trial["node_id"], str) and len(trial["node_id"]) > 20
+        assert trial["config"]["epochs"] == EPOCHS and trial["config"]["augment_flip"] is True
+        # Conditional parameters only where their condition holds.
+        assert ("gamma" in trial["config"]) == (trial["config"]["scheduler"] == "exponential")
+        assert ("t0" in trial["config"]) == (trial["config"]["scheduler"] == "cosine_warm_restarts")
+    # The default configuration ran first, as given.
+    first = summary["trials"][0]["config"]
+    assert (first["backbone"], first["lr"], first["gamma"]) == ("simple_cnn", 1.0e-3, 0.9)
+    # ASHA stopped some trials early (reduction factor 2, rungs at epochs 1 and 2).
+    assert summary["status_counts"]["stopped"] >= 1
+    best = max(summary["trials"], key=lambda t: t["best"])
+    assert summary["best_trial"] == best["trial_id"]
+    assert summary["best_val"]["val_auc"] == pytest.approx(best["best"])
+    assert summary["best_config"] == best["config"]
+    for key in ("accuracy", "f1_macro", "auc"):
+        assert 0.0 <= summary["test"][key] <= 1.0
+    matrix = summary["test"]["confusion_matrix"]
+    assert sum(map(sum, matrix)) == summary["test"]["n"] and len(matrix) == 2
+
+
+def test_leaderboard_is_printed_best_first(finished):
+    workdir, proc = finished
+    summary = json.loads((workdir / "results/tiny_lens/summary.json").read_text())
+    lines = proc.stdout[proc.stdout.index("rank"):].splitlines()
+    header, rows = lines[0].split(), [line.split() for line in lines[1:NUM_SAMPLES + 1]]
+    assert header[:5] == ["rank", "trial", "val_auc", "epochs", "status"] and "lr" in header
+    assert [r[0] for r in rows] == [str(i) for i in range(1, NUM_SAMPLES + 1)]
+    assert rows[0][1] == summary["best_trial"]
+    values = [float(r[2]) for r in rows]
+    assert values == sorted(values, reverse=True)
+    assert "no GPU in the Ray cluster: applying the cpu: block" in proc.stdout
+    assert f"best trial {summary['best_trial']}" in proc.stdout
+
+
+def test_exported_model_reproduces_the_test_metrics(finished):
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    raw = torch.load(folder / "best_model.pt", weights_only=True)
+    assert raw["config"] == {**raw["config"], **summary["best_config"]}
+    assert raw["class_names"] == summary["test"]["class_names"] and raw["image_size"] == [32, 32]
+    # The data set as the search saw it (its resolved space file), loaded independently.
+    space = load_space(folder / "space.yaml")
+    dataset = load_dataset(space.data.__class__.from_mapping(
+        {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
+    images, labels = dataset.split("test")
+    probabilities = load_model(folder / "best_model.pt").predict(images).numpy()
+    metrics = classification_metrics(probabilities, labels.numpy())
+    assert metrics["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
+    assert metrics["auc"] == pytest.approx(summary["test"]["auc"], abs=1e-12)
+    assert raw["test"]["accuracy"] == summary["test"]["accuracy"]
+
+
+def test_best_config_file_retrains_that_configuration(finished):
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    best = load_space(folder / "best_config.yaml", has_gpu=False)
+    assert best.space == {} and best.search.num_samples == 1 and best.search.scheduler == "none"
+    assert best.trial == summary["best_config"]
+    assert Path(best.data.path).is_absolute() and best.data.image_size == (32, 32)
+
+
+def test_wandb_offline_runs_hold_config_and_metrics(finished):
+    workdir, proc = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    files = sorted(folder.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == NUM_SAMPLES
+    runs = {run["name"]: run for run in map(read_run, files)}
+    assert set(runs) == {t["trial_id"] for t in summary["trials"]}
+    for trial in summary["trials"]:
+        run = runs[trial["trial_id"]]
+        assert run["group"] == "tiny_lens"
+        assert run["config"]["lr"] == trial["config"]["lr"] and run["config"]["epochs"] == EPOCHS
+        epochs = [row["epoch"] for row in run["history"] if "epoch" in row]
+        assert epochs == list(range(1, trial["epochs"] + 1))
+        assert max(row["val_auc"] for row in run["history"]) == pytest.approx(trial["best"])
+    assert "wandb sync" in proc.stdout
+
+
+def test_optuna_study_records_asha_stops_as_pruned(finished):
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(folder / "optuna.journal")))
+    study = optuna.load_study(study_name="tiny_lens", storage=storage)
+    by_lr = {t["config"]["lr"]: t for t in summary["trials"]}
+    assert len(study.trials) == NUM_SAMPLES
+    for ot_trial in study.trials:
+        trial = by_lr[ot_trial.params["lr"]]
+        expected = (optuna.trial.TrialState.COMPLETE if trial["status"] == "completed"
+                    else optuna.trial.TrialState.PRUNED)
+        assert ot_trial.state == expected
+        assert max(ot_trial.intermediate_values) == trial["epochs"]
+
+
+def test_a_second_search_of_the_same_name_is_refused(finished):
+    workdir, _ = finished
+    before = (workdir / "results/tiny_lens/summary.json").read_bytes()
+    proc = run_search(workdir, "space.yaml", timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: results/tiny_lens already holds a search named 'tiny_lens': continue it with "
+        "--resume, or give this one another --name"]
+    assert (workdir / "results/tiny_lens/summary.json").read_bytes() == before
