@@ -65,7 +65,7 @@ def startup_trials(num_samples: int) -> int:
 
 def build_searcher(space: Space):
     """The search algorithm: Optuna TPE (seeded; conditional parameters sampled jointly, pending
-    trials counted with a constant liar), Optuna random sampling, or Ray's grid of
+    trials counted with a constant liar, diverged trials infeasible), Optuna random sampling, or Ray's grid of
     :func:`grid_points`. Returns ``(searcher, num_samples)``."""
     import optuna
     from ray.tune.search.basic_variant import BasicVariantGenerator
@@ -101,15 +101,20 @@ def build_scheduler(space: Space):
                          reduction_factor=settings.reduction_factor)
 
 
+def parameter_columns(space: Space, limit: int = MAX_PARAMETER_COLUMNS, conditional: bool = True) -> list[str]:
+    """The searched parameters worth a column, most telling first, at most ``limit``."""
+    searched = [k for k, v in space.space.items() if isinstance(v, Distribution) and (conditional or not v.when)]
+    ordered = [k for k in PARAMETER_ORDER if k in searched] + [k for k in searched if k not in PARAMETER_ORDER]
+    return ordered[:limit]
+
+
 def progress_reporter(space: Space):
     """Ray's trial table, trimmed to the searched parameters that matter most and the metrics."""
     from ray.tune import CLIReporter
 
-    # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
-    searched = [k for k, v in space.space.items() if isinstance(v, Distribution) and not v.when]
-    ordered = [k for k in PARAMETER_ORDER if k in searched] + [k for k in searched if k not in PARAMETER_ORDER]
     metrics = list(dict.fromkeys(["epoch", space.metric, *METRIC_COLUMNS[1:]]))
-    return CLIReporter(parameter_columns=ordered[:MAX_PARAMETER_COLUMNS], metric_columns=metrics,
+    # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
+    return CLIReporter(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
                        sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
                        max_column_length=14, max_report_frequency=30)
 

@@ -76,9 +76,10 @@ def rank(records: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     return scored + [r for r in records if r["best"] is None]
 
 
-def leaderboard(records: list[dict[str, Any]], space: Space, top: int | None = 10) -> pd.DataFrame:
-    """The ranked trials with their searched parameters."""
-    searched = [k for k, v in space.space.items() if isinstance(v, Distribution)]
+def leaderboard(records: list[dict[str, Any]], space: Space, top: int | None = 10,
+                columns: list[str] | None = None) -> pd.DataFrame:
+    """The ranked trials with their searched parameters (or only ``columns`` of them)."""
+    searched = columns or [k for k, v in space.space.items() if isinstance(v, Distribution)]
     rows = []
     for place, record in enumerate(rank(records, space.mode)[:top], 1):
         row = {"rank": place, "trial": record["trial_id"], space.metric: record["best"],
@@ -154,7 +155,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: str | Path,
-                  experiment_path: str) -> dict[str, Any]:
+                  experiment_path: str, complete: bool = True) -> dict[str, Any]:
     """Rank the trials, test the best trial's best checkpoint, and write the results folder.
 
     Returns the summary (also written as ``summary.json``).
@@ -167,7 +168,7 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
     summary: dict[str, Any] = {
         "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
         "epochs": space.epochs, "algorithm": space.search.algorithm, "scheduler": space.search.scheduler,
-        "num_trials": len(records),
+        "num_trials": len(records), "complete": complete,
         "status_counts": {s: sum(r["status"] == s for r in records)
                           for s in ("completed", "stopped", "diverged", "error")},
         "experiment_path": experiment_path, "best_trial": None, "best_config": None,

@@ -24,8 +24,9 @@ from pathlib import Path
 import yaml
 
 from search.results import format_table, leaderboard, rank, trial_records, write_results
+from search.driver import parameter_columns
 from search.space import Space, load_space
-from search.wandb_log import WandbCallback, resolve_mode
+from search.wandb_log import WandbCallback, has_api_key, resolve_mode
 from trainable.data import load_dataset
 from trainable.errors import UserError, exit_on_user_error
 
@@ -100,9 +101,11 @@ def check_resources(space: Space) -> None:
 
 
 def start_ray(address: str | None) -> None:
+    """Join the cluster at ``address``, or start a Ray of our own on this machine (``local``:
+    never attach by accident to another cluster someone started here with ``ray start``)."""
     import ray
 
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=True)
 
 
 def resolve(args: argparse.Namespace) -> tuple[Space, str, Path, str]:
@@ -138,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     space, name, folder, storage = resolve(args)
     experiment = f"{storage}/{name}"
     check_data_source(space)
+    mode = resolve_mode(space.wandb.mode)
+    if mode == "online" and not has_api_key():
+        raise UserError(f"{space.path}: wandb.mode: online needs W&B credentials (wandb login, or "
+                        "WANDB_API_KEY); use auto or offline to log locally and sync later")
 
     import ray
     from ray import tune
@@ -161,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
             (folder / SPACE_COPY).write_text(
                 f"# {args.space} as search {name!r} runs it (overrides and cpu: block applied)\n"
                 + yaml.safe_dump(space.raw, sort_keys=False))
-        mode = resolve_mode(space.wandb.mode)
         callbacks = []
         if mode != "disabled":
             callbacks.append(WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
@@ -174,11 +180,14 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
+        # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
         complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
-        summary = write_results(grid, space, name, dataset, folder, experiment)
+        summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete)
     finally:
         ray.shutdown()
     report(summary, space, grid, folder, mode, elapsed)
+    if summary["best_trial"] is None:
+        return 1
     if not complete and not space.search.time_budget:
         print(f"the search stopped before all its trials finished; continue it with:\n"
               f"  python -m search.run {args.space} --name {name} --resume", flush=True)
@@ -192,7 +201,7 @@ def report(summary: dict, space: Space, grid, folder: Path, mode: str, elapsed: 
     counts = ", ".join(f"{n} {s}" for s, n in summary["status_counts"].items() if n)
     print(f"\nsearch {summary['name']!r}: {summary['num_trials']} trials ({counts}) in {elapsed:.0f} s, "
           f"{sum(r['epochs'] for r in records)} epochs in all")
-    print(format_table(leaderboard(records, space)))
+    print(format_table(leaderboard(records, space, columns=parameter_columns(space, limit=8))))
     if summary["test"]:
         test = summary["test"]
         auc = "-" if test["auc"] is None else f"{test['auc']:.4f}"

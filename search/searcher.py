@@ -21,7 +21,16 @@ log = logging.getLogger(__name__)
 
 
 class PruningOptunaSearch(OptunaSearch):
-    """``OptunaSearch`` that records trials stopped before ``max_epochs`` as pruned.
+    """``OptunaSearch`` that records trials stopped before ``max_epochs`` as pruned, full trials
+    with their best epoch's value, and diverged trials as infeasible.
+
+    * Stopped early (by ASHA, or a time budget), neither failed nor diverged: PRUNED, with every
+      epoch's value as an intermediate value, so TPE ranks it by the step it reached.
+    * Ran the whole budget: COMPLETE with its best epoch's value, the one the leaderboard ranks
+      by and whose checkpoint is kept and exported (Ray tells Optuna the last epoch's).
+    * Diverged: COMPLETE with the constraint ``diverged`` violated, so TPE ranks it below every
+      feasible trial instead of reading the diverged sentinel value (0 AUC, infinite loss) as an
+      ordinary, merely bad, result.
 
     Args:
         max_epochs: The epoch budget of a full trial (ASHA's ``max_t``).
@@ -35,6 +44,7 @@ class PruningOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.max_epochs = max_epochs
         self.epoch_key = epoch_key
+        self.best: dict[str, float] = {}
 
     def stopped_early(self, result: dict | None, error: bool) -> bool:
         """Whether a trial ended with a metric before its epoch budget, neither failed nor diverged."""
@@ -42,21 +52,36 @@ class PruningOptunaSearch(OptunaSearch):
                 and not result.get("diverged")
                 and result.get(self.epoch_key, self.max_epochs) < self.max_epochs)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if (trial_id in self._ot_trials and trial_id not in self._completed_trials
-                and self.stopped_early(result, error)):
-            ot_trial = self._ot_trials[trial_id]
-            # The result that made the scheduler stop the trial reaches only this method, never
-            # on_trial_result: record it at its step, so the trial is pruned where it stopped.
-            ot_trial.report(result[self.metric], result.get(TRAINING_ITERATION, result[self.epoch_key]))
-            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-            self._completed_trials.add(trial_id)
+    def _record(self, trial_id: str, result: dict) -> None:
+        value = result.get(self.metric)
+        if value is None or result.get("diverged"):
             return
-        if (trial_id in self._ot_trials and trial_id not in self._completed_trials and not error
-                and result and result.get(self.metric) is not None and result.get(self.epoch_key)):
-            # Keep the last epoch's value among the intermediate ones too (Ray's searcher does not).
-            with warnings.catch_warnings():  # a step already reported is kept, with a warning
-                warnings.simplefilter("ignore")
-                self._ot_trials[trial_id].report(
-                    result[self.metric], result.get(TRAINING_ITERATION, result[self.epoch_key]))
-        super().on_trial_complete(trial_id, result, error)
+        best = self.best.get(trial_id)
+        better = max if self.mode == "max" else min
+        self.best[trial_id] = value if best is None else better(best, value)
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        self._record(trial_id, result)
+        super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id not in self._ot_trials or trial_id in self._completed_trials or error or not result \
+                or result.get(self.metric) is None:
+            return super().on_trial_complete(trial_id, result, error)
+        ot_trial = self._ot_trials[trial_id]
+        # The last result (the one that made the scheduler stop the trial, or the final epoch)
+        # reaches only this method, never on_trial_result: record it at its step too.
+        with warnings.catch_warnings():  # a step already reported is kept, with a warning
+            warnings.simplefilter("ignore")
+            ot_trial.report(result[self.metric], result.get(TRAINING_ITERATION, result.get(self.epoch_key, 0)))
+        self._record(trial_id, result)
+        if self.stopped_early(result, error):
+            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
+        elif result.get("diverged"):
+            ot_trial.set_user_attr("diverged", True)
+            ot_trial.set_constraint("diverged", 1.0)
+            self._ot_study.tell(ot_trial, result[self.metric], state=TrialState.COMPLETE)
+        else:
+            self._ot_study.tell(ot_trial, self.best.get(trial_id, result[self.metric]),
+                                state=TrialState.COMPLETE)
+        self._completed_trials.add(trial_id)

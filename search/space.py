@@ -156,7 +156,7 @@ def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True
 
     Args:
         path: The YAML file.
-        overrides: ``--set KEY=VALUE`` pairs, applied before the checks.
+        overrides: ``--set KEY=VALUE`` pairs, applied before the checks; they win over ``cpu:``.
         has_gpu: Whether the cluster has a GPU; without one the file's ``cpu:`` block is merged in.
 
     Raises:
@@ -169,7 +169,8 @@ def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True
     if cpu_block is not None and not has_gpu:
         if not isinstance(cpu_block, Mapping):
             raise UserError(f"{path}: cpu: must be a mapping of overrides")
-        raw, applied = _merge(raw, cpu_block), True
+        # --set wins over the cpu: block (and can change it: --set cpu.trial.epochs=2).
+        raw, applied = apply_overrides(_merge(raw, cpu_block), list(overrides), path), True
     problems: list[str] = []
     space = _check(raw, path, problems)
     if problems:

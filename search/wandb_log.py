@@ -67,12 +67,26 @@ class WandbCallback(Callback):
         self.fixed = dict(fixed or {})
         self.runs: dict[str, Any] = {}
         self.seconds = 0.0  # time spent in W&B calls, for the overhead benchmark
+        self.failed = False
 
     def _start(self, trial) -> Any:
         import wandb
 
+        if self.failed:
+            return None
         began = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            run = self._init(wandb, trial)
+        except Exception as err:  # W&B unreachable or refusing: the search goes on without it
+            log.warning("W&B logging stopped: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
+            self.failed = True
+            return None
+        self.runs[trial.trial_id] = run
+        self.seconds += time.perf_counter() - began
+        return run
+
+    def _init(self, wandb, trial) -> Any:
         run = wandb.init(
             project=self.project, entity=self.entity, group=self.group, job_type="trial",
             name=trial.trial_id, id=f"{self.group}-{trial.trial_id}"[-64:], resume="allow",
@@ -82,8 +96,6 @@ class WandbCallback(Callback):
                                     x_disable_machine_info=True))
         run.define_metric("epoch")
         run.define_metric("*", step_metric="epoch")
-        self.runs[trial.trial_id] = run
-        self.seconds += time.perf_counter() - began
         return run
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -92,6 +104,8 @@ class WandbCallback(Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run = self.runs.get(trial.trial_id) or self._start(trial)
+        if run is None:
+            return
         began = time.perf_counter()
         metrics = {k: v for k, v in result.items()
                    if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)

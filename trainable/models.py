@@ -77,7 +77,7 @@ def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bo
     if name == "simple_cnn":
         if pretrained:
             raise UserError("backbone 'simple_cnn' has no pretrained weights; set pretrained: false")
-        return SimpleCNN(num_classes, in_chans, dropout=drop_rate or 0.3)
+        return SimpleCNN(num_classes, in_chans, dropout=drop_rate)
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f"; similar timm models: {', '.join(close)}" if close else ""

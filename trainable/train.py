@@ -106,9 +106,15 @@ def _trial_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch: int) -> float:
+def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch: int,
+                rows: torch.Tensor | None = None) -> float:
     """One pass over the training split in the sampling strategy's order; returns the mean loss
-    (NaN when the loss stopped being finite, which ends the trial)."""
+    (NaN when the loss stopped being finite, which ends the trial).
+
+    ``labels`` are the training labels. ``images`` are the training images, or, with ``rows``
+    (the training split's row numbers), the whole set: batches are then gathered from it, so
+    concurrent trials share one copy of the data (Ray's object store) instead of each copying
+    its training split."""
     config, device = trial.config, trial.device
     seed = epoch_seed(config.seed, epoch)
     torch.manual_seed(seed)  # dropout and anything else drawing from torch's global generator
@@ -120,7 +126,7 @@ def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch:
         index = order[start:start + config.batch_size]
         if len(index) < 2 and count:  # a batch of one breaks batch norm; it is dropped
             break
-        x = images[index].to(device, non_blocking=True)
+        x = images[index if rows is None else rows[index]].to(device, non_blocking=True)
         y = labels[index].to(device, non_blocking=True)
         if trial.augment.enabled:
             x = augment(x, trial.augment, generator)
@@ -143,12 +149,16 @@ def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch:
 
 
 @torch.no_grad()
-def predict(trial: Trial, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Class probabilities (N, num_classes) for ``images``, in evaluation mode."""
+def predict(trial: Trial, images: torch.Tensor, batch_size: int = 256,
+            rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Class probabilities (N, num_classes) for ``images`` (or ``images[rows]``, gathered a batch
+    at a time), in evaluation mode."""
     trial.model.eval()
     out = []
-    for start in range(0, len(images), batch_size):
-        x = images[start:start + batch_size].to(trial.device)
+    count = len(images) if rows is None else len(rows)
+    for start in range(0, count, batch_size):
+        x = images[start:start + batch_size] if rows is None else images[rows[start:start + batch_size]]
+        x = x.to(trial.device)
         if trial.device.type == "cuda" and trial.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(trial.device.type, dtype=trial.autocast_dtype,
@@ -173,8 +183,10 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     return {k: float(v) for k, v in metrics.items()}
 
 
-def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    probabilities = predict(trial, images, batch_size=trial.config.batch_size * 2)
+def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor,
+             rows: torch.Tensor | None = None) -> dict[str, float]:
+    """Validation loss, accuracy, macro F1 and ROC AUC; ``rows`` as in :func:`predict`."""
+    probabilities = predict(trial, images, batch_size=trial.config.batch_size * 2, rows=rows)
     log_p = torch.log(probabilities.clamp_min(1e-12))
     val_loss = torch.nn.functional.nll_loss(log_p, labels).item()
     metrics = classification_metrics(probabilities.numpy(), labels.numpy())
@@ -233,15 +245,16 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
         log.info("checkpoints and metrics of this trial go to %s", reporter.root)
     restored = reporter.restore()
     start = load_checkpoint(trial, restored) if restored else 0
-    x_train, y_train = dataset.split("train")
-    x_val, y_val = dataset.split("val")
+    # Row numbers, not copies: every concurrent trial reads the one shared array (ray#41575).
+    train_rows, val_rows = (torch.from_numpy(dataset.splits[name]) for name in ("train", "val"))
+    y_train, y_val = dataset.labels[train_rows], dataset.labels[val_rows]
     metrics: dict[str, float] = {}
     for epoch in range(start, config.epochs):
-        train_loss = train_epoch(trial, x_train, y_train, epoch)
+        train_loss = train_epoch(trial, dataset.images, y_train, epoch, rows=train_rows)
         if math.isnan(train_loss):
             metrics = {**DIVERGED, "epoch": epoch + 1, "diverged": 1}
         else:
-            metrics = {"train_loss": train_loss, **validate(trial, x_val, y_val),
+            metrics = {"train_loss": train_loss, **validate(trial, dataset.images, y_val, rows=val_rows),
                        "epoch": epoch + 1, "diverged": 0}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             save_checkpoint(trial, folder, epoch, dataset)

@@ -67,3 +67,30 @@ def test_only_early_stops_count_as_pruned():
     assert not searcher.stopped_early({"val_auc": 0.0, "epoch": 2, "diverged": 1}, error=False)
     assert not searcher.stopped_early({"val_auc": 0.5, "epoch": 2}, error=True)
     assert not searcher.stopped_early({"epoch": 2}, error=False)
+
+
+def _searcher(**kwargs):
+    return PruningOptunaSearch(
+        {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, max_epochs=3, metric="val_auc",
+        mode="max", sampler=optuna.samplers.TPESampler(seed=0), **kwargs)
+
+
+def test_full_trials_are_told_their_best_epoch_and_diverged_ones_are_infeasible():
+    searcher = _searcher()
+    for trial_id in ("peaked", "diverged"):
+        searcher.suggest(trial_id)
+    searcher.on_trial_result("peaked", {"val_auc": 0.7, "epoch": 1, "training_iteration": 1})
+    searcher.on_trial_result("peaked", {"val_auc": 0.9, "epoch": 2, "training_iteration": 2})
+    searcher.on_trial_complete("peaked", {"val_auc": 0.8, "epoch": 3, "training_iteration": 3})
+    searcher.on_trial_result("diverged", {"val_auc": 0.6, "epoch": 1, "training_iteration": 1})
+    searcher.on_trial_complete("diverged", {"val_auc": 0.0, "epoch": 2, "training_iteration": 2, "diverged": 1})
+    peaked, diverged = searcher._ot_study.trials
+    # The best epoch's value: what the leaderboard ranks by and whose checkpoint is exported.
+    assert peaked.state == optuna.trial.TrialState.COMPLETE and peaked.value == 0.9
+    assert peaked.intermediate_values == {1: 0.7, 2: 0.9, 3: 0.8}
+    assert diverged.state == optuna.trial.TrialState.COMPLETE and diverged.user_attrs["diverged"]
+    # TPE's constraint machinery sees it as infeasible, the other feasible.
+    assert diverged.constraints == {"diverged": 1.0} and peaked.constraints == {}
+    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
+
+    assert _get_infeasible_trial_score(diverged) > 0 and _get_infeasible_trial_score(peaked) == 0

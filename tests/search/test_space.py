@@ -114,3 +114,13 @@ def test_unreadable_and_non_yaml_files(tmp_path):
         load_space(_write(tmp_path, "space: [unclosed"))
     with pytest.raises(UserError, match=r"--set 'search\.num_samples': expected KEY=VALUE"):
         load_space(_write(tmp_path, GOOD), ["search.num_samples"])
+
+
+def test_set_wins_over_the_cpu_block(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("data: {format: digits}\nsearch: {num_samples: 40}\n"
+                    "cpu: {search: {num_samples: 6}, trial: {epochs: 3}}\n")
+    assert load_space(path, has_gpu=False).search.num_samples == 6
+    space = load_space(path, ["search.num_samples=1", "cpu.trial.epochs=2"], has_gpu=False)
+    assert space.search.num_samples == 1 and space.epochs == 2
+    assert load_space(path, ["search.num_samples=1"], has_gpu=True).search.num_samples == 1

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 from trainable.errors import DataError
 
-NORMALIZATIONS = ("minmax", "standardize", "none")
+NORMALIZATIONS = ("minmax", "asinh", "standardize", "none")
 NONFINITE_ACTIONS = ("error", "zero")
 
 
@@ -27,6 +27,8 @@ class DataConfig:
         format: On-disk layout, one of ``trainable.data.formats.FORMATS``.
         path: Root folder of the data set (not used by ``digits``).
         normalization: ``minmax`` scales each image to [0, 1] (how the DeepLense sets are made);
+            ``asinh`` stretches each image by arcsinh(pixel / noise) first, keeping faint arcs
+            visible next to a bright lens galaxy, then scales it to [0, 1];
             ``standardize`` subtracts the per-channel mean and divides by the per-channel standard
             deviation, both measured on the training split only; ``none`` keeps the decoded values.
         val_fraction: Fraction of images a carved validation split takes from the pool it is

@@ -1,6 +1,6 @@
 """Pixel normalizations, applied in place to an (N, C, H, W) float32 array.
 
-``minmax`` works per image and needs no statistics. ``standardize`` learns per-channel statistics
+``minmax`` and ``asinh`` work per image and need no statistics. ``standardize`` learns per-channel statistics
 on the training split only (scikit-learn's ``StandardScaler``, fed in chunks so a large set is not
 copied), then applies them to every split, so no information leaks from validation or test images.
 The returned record is what a later prediction needs to normalize new images the same way.
@@ -24,6 +24,22 @@ def minmax_(images: np.ndarray) -> None:
         span = block.max(axis=(1, 2, 3), keepdims=True) - low
         block -= low
         np.divide(block, span, out=block, where=span > 0)
+
+
+def asinh_(images: np.ndarray) -> None:
+    """An asinh stretch per image and channel (Lupton et al. 1999): subtract the median, divide by
+    the noise (1.4826 x the median absolute deviation: a cutout is mostly sky), take arcsinh, then
+    scale each image to [0, 1]. Faint arcs next to a bright lens galaxy keep their contrast, unlike ``minmax``."""
+    for start in range(0, len(images), _CHUNK):
+        block = images[start:start + _CHUNK]
+        flat = block.reshape(block.shape[0] * block.shape[1], -1)  # a view: changed in place
+        median = np.median(flat, axis=1, keepdims=True)
+        flat -= median
+        noise = 1.4826 * np.median(np.abs(flat), axis=1, keepdims=True)
+        noise[noise <= 0] = 1.0  # a constant or noiseless image: plain arcsinh
+        np.divide(flat, noise, out=flat)
+        np.arcsinh(flat, out=flat)
+    minmax_(images)
 
 
 def channel_stats(images: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +66,9 @@ def normalize_(images: np.ndarray, method: str, train_indices: np.ndarray) -> di
     if method == "minmax":
         minmax_(images)
         return {"method": "minmax"}
+    if method == "asinh":
+        asinh_(images)
+        return {"method": "asinh"}
     if method == "standardize":
         mean, std = channel_stats(images, train_indices)
         standardize_(images, mean, std)
@@ -63,5 +82,7 @@ def apply_normalization(images: np.ndarray, record: dict[str, Any]) -> None:
     """Normalize new images in place as a loaded data set's ``normalization`` record says."""
     if record["method"] == "minmax":
         minmax_(images)
+    elif record["method"] == "asinh":
+        asinh_(images)
     elif record["method"] == "standardize":
         standardize_(images, np.asarray(record["mean"]), np.asarray(record["std"]))

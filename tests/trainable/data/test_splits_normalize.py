@@ -79,3 +79,33 @@ def test_none_keeps_the_stored_values(scaled_set):
     ds = load_dataset({"format": "npy_folders", "path": str(scaled_set), "normalization": "none"})
     i = next(i for i, f in enumerate(ds.files) if f.endswith("/b/3.npy"))
     assert np.array_equal(ds.images[i].numpy(), np.load(scaled_set / "b" / "3.npy"))
+
+
+def test_asinh_stretches_by_each_channels_noise_then_scales_to_unit_range(scaled_set):
+    raw = load_dataset({"format": "npy_folders", "path": str(scaled_set), "normalization": "none"})
+    ds = load_dataset({"format": "npy_folders", "path": str(scaled_set), "normalization": "asinh"})
+    assert ds.normalization == {"method": "asinh"}
+    x = raw.images.numpy().astype(np.float64)
+    median = np.median(x, axis=(2, 3), keepdims=True)
+    noise = 1.4826 * np.median(np.abs(x - median), axis=(2, 3), keepdims=True)
+    expected = np.arcsinh((x - median) / noise)
+    low = expected.min(axis=(1, 2, 3), keepdims=True)
+    expected = (expected - low) / (expected.max(axis=(1, 2, 3), keepdims=True) - low)
+    assert np.allclose(ds.images.numpy(), expected, atol=1e-5)
+    again = raw.images.numpy().copy()
+    apply_normalization(again, ds.normalization)
+    assert np.allclose(again, ds.images.numpy(), atol=1e-6)
+
+
+def test_asinh_keeps_a_faint_feature_that_minmax_flattens():
+    from trainable.data.normalize import asinh_, minmax_
+
+    rng = np.random.default_rng(0)
+    image = rng.normal(0, 1, (1, 1, 41, 41)).astype(np.float32)
+    image[0, 0, 20, 20] = 1000.0  # a bright lens galaxy core
+    image[0, 0, 5, :] += 5.0  # a faint arc, five times the noise
+    stretched, scaled = image.copy(), image.copy()
+    asinh_(stretched)
+    minmax_(scaled)
+    contrast = lambda im: im[0, 0, 5].mean() - np.median(im)  # noqa: E731
+    assert contrast(stretched) > 0.2 and contrast(scaled) < 0.01

@@ -1,0 +1,96 @@
+"""Bad space files and flags: one line naming the file and key, exit status 2, before Ray starts,
+and nothing written."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from search.run import main
+from tests.search.test_run import ROOT
+
+GOOD = {
+    "name": "ok",
+    "data": {"format": "digits"},
+    "metric": "val_auc", "mode": "max",
+    "trial": {"epochs": 3, "resources": {"cpu": 1, "gpu": 0}},
+    "space": {"lr": {"loguniform": [1.0e-4, 1.0e-2]},
+              "scheduler": {"choice": ["exponential", "cosine"]},
+              "gamma": {"uniform": [0.8, 0.99], "when": {"scheduler": "exponential"}}},
+    "search": {"num_samples": 2, "grace_period": 1},
+}
+
+BAD = [
+    ("unknown key", {"serach": {}}, "serach: unknown key"),
+    ("wrong type", {"search": {**GOOD["search"], "num_samples": "many"}}, "search.num_samples: must be a positive integer"),
+    ("empty range", {"space": {**GOOD["space"], "lr": {"loguniform": [1.0e-2, 1.0e-2]}}}, "space.lr.loguniform: empty or inverted range"),
+    ("inverted range", {"space": {**GOOD["space"], "lr": {"uniform": [0.1, 0.01]}}}, "space.lr.uniform: empty or inverted range"),
+    ("not a trainable parameter", {"space": {**GOOD["space"], "learning_rate": {"uniform": [0.1, 0.2]}}},
+     "space.learning_rate: not a trainable setting"),
+    ("condition never holds", {"space": {**GOOD["space"], "t0": {"int": [2, 5], "when": {"scheduler": "cosine_warm_restarts"}}}},
+     "space.t0.when.scheduler: can never hold"),
+    ("unknown backbone", {"space": {**GOOD["space"], "backbone": {"choice": ["resnet18", "efficientnet_b9"]}}},
+     "space.backbone: 'efficientnet_b9' is not a timm model"),
+    ("grid over a continuous range", {"search": {**GOOD["search"], "algorithm": "grid"}},
+     "space.lr: a grid needs choices or int ranges"),
+    ("bad wandb mode", {"wandb": {"mode": "sometimes"}}, "wandb.mode: 'sometimes' is not one of"),
+    ("missing data folder", {"data": {"format": "npy_folders", "path": "no/such/folder"}},
+     "data.path: no/such/folder does not exist"),
+]
+
+
+@pytest.mark.parametrize("change,expected", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_space_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, change, expected):
+    import ray
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({**GOOD, **change}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space.yaml"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: space.yaml: ") and expected in err[0], err
+    assert not ray.is_initialized()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml"]
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["space.yaml", "--set", "search.num_samples"], "--set 'search.num_samples': expected KEY=VALUE"),
+    (["space.yaml", "--set", "trial.epochs=0"], "trial.epochs"),
+    (["space.yaml", "--resume"], "--resume: results/ok holds no search named 'ok' to resume"),
+    (["space.yaml", "--name", "a/b"], "--name / name: 'a/b' must be letters"),
+    (["missing.yaml"], "missing.yaml: cannot read"),
+])
+def test_bad_flags_are_one_line_and_exit_2(tmp_path, monkeypatch, capsys, argv, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(GOOD))
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+
+
+def test_online_wandb_without_credentials_is_refused_before_ray(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({**GOOD, "wandb": {"mode": "online"}}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space.yaml"])
+    assert exit_info.value.code == 2
+    assert "error: space.yaml: wandb.mode: online needs W&B credentials" in capsys.readouterr().err
+
+
+def test_command_line_exit_status_and_no_traceback(tmp_path):
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({**GOOD, "metric": "val_auroc"}))
+    proc = subprocess.run([sys.executable, "-m", "search.run", "space.yaml"], cwd=tmp_path,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: space.yaml: metric: 'val_auroc' is not reported; reported: val_auc, val_accuracy, "
+        "val_f1, val_loss, train_loss"]
