@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--resume: no Ray experiment state at {experiment}")
     driver.prepare_environment()
     start_ray(args.address)
+    callbacks: list = []
     try:
         if not args.resume:
             has_gpu = cluster_has_gpu()
@@ -168,7 +169,6 @@ def main(argv: list[str] | None = None) -> int:
             (folder / SPACE_COPY).write_text(
                 f"# {args.space} as search {name!r} runs it (overrides and cpu: block applied)\n"
                 + yaml.safe_dump(space.raw, sort_keys=False))
-        callbacks = []
         if mode != "disabled":
             callbacks.append(WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
                                            folder, fixed=space.trial))
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"resuming search {name!r} from {experiment}", flush=True)
             tuner = driver.restore_tuner(experiment, space, dataset)
         else:
-            tuner = driver.build_tuner(space, dataset, name, storage, callbacks)
+            tuner = driver.build_tuner(space, dataset, name, storage, list(callbacks))
         began = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
@@ -184,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
         summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete)
     finally:
+        for callback in callbacks:  # W&B calls still queued, if the search ended abruptly
+            if isinstance(callback, WandbCallback):
+                callback.close()
         ray.shutdown()
     report(summary, space, grid, folder, mode, elapsed)
     if summary["best_trial"] is None:

@@ -13,6 +13,8 @@ import logging
 import math
 import netrc
 import os
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,71 +70,93 @@ class WandbCallback(Callback):
         self.runs: dict[str, Any] = {}
         self.seconds = 0.0  # time spent in W&B calls, for the overhead benchmark
         self.failed = False
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
 
-    def _start(self, trial) -> Any:
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the callbacks with the tuner (to resume it): no runs, queue or thread.
+        return {**self.__dict__, "runs": {}, "_queue": None, "_thread": None}
+
+    # The Tune loop only queues work; one thread makes the W&B calls in order, so a slow
+    # wandb.init or finish never holds up scheduling and results.
+    def _submit(self, action, *args) -> None:
+        if self._thread is None:
+            self._queue = queue.Queue()
+            self._thread = threading.Thread(target=self._work, name="wandb-log", daemon=True)
+            self._thread.start()
+        self._queue.put((action, args))
+
+    def _work(self) -> None:
+        while True:
+            action, args = self._queue.get()
+            if action is None:
+                return
+            began = time.perf_counter()
+            try:
+                action(*args)
+            except Exception as err:  # W&B unreachable or refusing: the search goes on without it
+                if not self.failed:
+                    log.warning("W&B logging stopped: %s", str(err).splitlines()[0] if str(err) else
+                                type(err).__name__)
+                self.failed = True
+            self.seconds += time.perf_counter() - began
+
+    def _start(self, trial_id: str, config: dict[str, Any]) -> None:
         import wandb
 
-        if self.failed:
-            return None
-        began = time.perf_counter()
+        if self.failed or trial_id in self.runs:
+            return
         self.folder.mkdir(parents=True, exist_ok=True)
-        try:
-            run = self._init(wandb, trial)
-        except Exception as err:  # W&B unreachable or refusing: the search goes on without it
-            log.warning("W&B logging stopped: %s", str(err).splitlines()[0] if str(err) else type(err).__name__)
-            self.failed = True
-            return None
-        self.runs[trial.trial_id] = run
-        self.seconds += time.perf_counter() - began
-        return run
-
-    def _init(self, wandb, trial) -> Any:
         run = wandb.init(
             project=self.project, entity=self.entity, group=self.group, job_type="trial",
-            name=trial.trial_id, id=f"{self.group}-{trial.trial_id}"[-64:], resume="allow",
-            config={**self.fixed, **trial.config, "trial_id": trial.trial_id}, dir=str(self.folder),
+            name=trial_id, id=f"{self.group}-{trial_id}"[-64:], resume="allow",
+            config={**self.fixed, **config, "trial_id": trial_id}, dir=str(self.folder),
             mode=self.mode, reinit="create_new",
             settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
                                     x_disable_machine_info=True))
         run.define_metric("epoch")
         run.define_metric("*", step_metric="epoch")
-        return run
+        self.runs[trial_id] = run
+
+    def _log(self, trial_id: str, config: dict[str, Any], metrics: dict[str, float]) -> None:
+        self._start(trial_id, config)
+        if trial_id in self.runs:
+            self.runs[trial_id].log(metrics)
+
+    def _finish(self, trial_id: str, exit_code: int) -> None:
+        run = self.runs.pop(trial_id, None)
+        if run is not None:
+            run.summary["status"] = "error" if exit_code else "finished"
+            run.finish(exit_code=exit_code)
+
+    def _finish_all(self) -> None:
+        for trial_id in list(self.runs):
+            self._finish(trial_id, 1)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        if trial.trial_id not in self.runs:
-            self._start(trial)
+        self._submit(self._start, trial.trial_id, dict(trial.config))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        run = self.runs.get(trial.trial_id) or self._start(trial)
-        if run is None:
-            return
-        began = time.perf_counter()
         metrics = {k: v for k, v in result.items()
                    if k not in SKIP and isinstance(v, (int, float)) and not isinstance(v, bool)
                    and math.isfinite(v)}
-        run.log(metrics)
-        self.seconds += time.perf_counter() - began
-
-    def _finish(self, trial, exit_code: int) -> None:
-        run = self.runs.pop(trial.trial_id, None)
-        if run is not None:
-            began = time.perf_counter()
-            run.summary["status"] = "error" if exit_code else "finished"
-            run.finish(exit_code=exit_code)
-            self.seconds += time.perf_counter() - began
+        self._submit(self._log, trial.trial_id, dict(trial.config), metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._finish(trial, 0)
+        self._submit(self._finish, trial.trial_id, 0)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._finish(trial, 1)
+        self._submit(self._finish, trial.trial_id, 1)
 
     def on_experiment_end(self, trials, **info):
         self.close()
 
     def close(self) -> None:
-        """Finish the runs of trials still running (a time budget or an interrupt ended the
-        search): marked failed here, and continued under the same id when the search resumes."""
-        for run in self.runs.values():
-            run.finish(exit_code=1)
-        self.runs.clear()
+        """Wait for the queued W&B calls, then finish the runs of trials still running (a time
+        budget or an interrupt ended the search): marked failed here, and continued under the
+        same id when the search resumes."""
+        if self._thread is not None:
+            self._submit(self._finish_all)
+            self._queue.put((None, ()))
+            self._thread.join()
+            self._thread = self._queue = None

@@ -183,6 +183,7 @@ def _render_all(spec: Kind, staging: Path, seed: int, tasks: list, workers: int)
     logger.info("%s: simulating %d images with %d worker%s", spec.name, len(tasks), workers,
                 "s" * (workers > 1))
     pool = multiprocessing.Pool(workers) if workers > 1 else None
+    finished = False
     try:
         results = pool.imap_unordered(_render_chunk, jobs) if pool else map(_render_chunk, jobs)
         for chunk in results:
@@ -193,9 +194,12 @@ def _render_all(spec: Kind, staging: Path, seed: int, tasks: list, workers: int)
                 logger.info("%s: %d/%d images (%.0f%%), %.1f s", spec.name, done, len(tasks),
                             100 * done / len(tasks), time.perf_counter() - start)
                 next_report = math.floor(10 * done / len(tasks)) / 10 + 0.1
+        finished = True
     finally:
         if pool:
-            pool.terminate()
+            # Workers that are done exit on their own; SIGTERM only on an error or an interrupt
+            # (a worker forked from a process with Ray's signal handlers prints a stack on it).
+            pool.close() if finished else pool.terminate()
             pool.join()
     seconds = time.perf_counter() - start
     counts = Counter(record["label"] for record in records)
