@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/search_efficiency.py [--trials 24] [--epochs 9] [--seeds 3]
                                            [--metric val_loss] [--max-concurrent 2] [--verbose]
+                                           [--grace-period 1] [--reduction-factor 3]
 
 Both searches go through the real driver (``search.space.load_space`` on a space file written
 here, ``search.driver.build_tuner``, Ray Tune, Optuna), on scikit-learn's digits (no downloads,
@@ -173,7 +174,8 @@ def print_table(rows: dict, metric: str, args: argparse.Namespace) -> None:
     header = ["seed", f"random: best {metric}", "random: epochs", "random: epochs to its best",
               f"ASHA+TPE: best {metric}", "ASHA+TPE: epochs", "ASHA+TPE: epochs to random's best",
               "ratio (target <= 0.333)"]
-    print(f"\n{args.trials} trials, {args.epochs} epochs each at most, {args.max_concurrent} at a time; "
+    print(f"\n{args.trials} trials, {args.epochs} epochs each at most, {args.max_concurrent} at a time, "
+          f"ASHA grace {args.grace_period}, reduction factor {args.reduction_factor:g}; "
           f"simple_cnn on digits; {metric}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header))
@@ -190,6 +192,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="search seeds 0 .. SEEDS-1")
     parser.add_argument("--metric", default="val_loss", choices=("val_loss", "val_accuracy", "val_f1"))
     parser.add_argument("--max-concurrent", type=int, default=2)
+    parser.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung, in epochs")
+    parser.add_argument("--reduction-factor", type=float, default=3)
     parser.add_argument("--verbose", action="store_true", help="show Ray's trial table")
     args = parser.parse_args()
 
@@ -202,6 +206,7 @@ def main() -> None:
         folder = Path(folder)
         space_path = write_space(folder, args)
         dataset = load_dataset(DATA)
+        VARIANTS["asha_tpe"].update(grace_period=args.grace_period, reduction_factor=args.reduction_factor)
         ray.init(num_cpus=args.max_concurrent, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         try:
