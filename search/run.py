@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from search.results import format_table, leaderboard, rank, trial_records, write_results
+from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
 from search.wandb_log import WandbCallback, has_api_key, resolve_mode
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--resume: no Ray experiment state at {experiment}")
     driver.prepare_environment()
     start_ray(args.address)
-    callbacks: list = []
+    wandb_callback = None
     try:
         if not args.resume:
             has_gpu = cluster_has_gpu()
@@ -169,14 +169,15 @@ def main(argv: list[str] | None = None) -> int:
             (folder / SPACE_COPY).write_text(
                 f"# {args.space} as search {name!r} runs it (overrides and cpu: block applied)\n"
                 + yaml.safe_dump(space.raw, sort_keys=False))
-        if mode != "disabled":
-            callbacks.append(WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
-                                           folder, fixed=space.trial))
-        if args.resume:
+        if args.resume:  # the W&B callback comes back with the rest of the tuner
             print(f"resuming search {name!r} from {experiment}", flush=True)
             tuner = driver.restore_tuner(experiment, space, dataset)
         else:
-            tuner = driver.build_tuner(space, dataset, name, storage, list(callbacks))
+            if mode != "disabled":
+                wandb_callback = WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
+                                               folder, fixed=space.trial)
+            tuner = driver.build_tuner(space, dataset, name, storage,
+                                       [wandb_callback] if wandb_callback else [])
         began = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
@@ -184,11 +185,10 @@ def main(argv: list[str] | None = None) -> int:
         complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
         summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete)
     finally:
-        for callback in callbacks:  # W&B calls still queued, if the search ended abruptly
-            if isinstance(callback, WandbCallback):
-                callback.close()
+        if wandb_callback is not None:  # W&B calls still queued, if the search ended abruptly
+            wandb_callback.close()
         ray.shutdown()
-    report(summary, space, grid, folder, mode, elapsed)
+    report(summary, space, folder, mode, elapsed)
     if summary["best_trial"] is None:
         return 1
     if not complete and not space.search.time_budget:
@@ -198,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(summary: dict, space: Space, grid, folder: Path, mode: str, elapsed: float) -> None:
+def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float) -> None:
     """The leaderboard, the best model's test metrics and where everything is."""
-    records = rank(trial_records(grid, space), space.mode)
+    records = summary["trials"]
     counts = ", ".join(f"{n} {s}" for s, n in summary["status_counts"].items() if n)
     print(f"\nsearch {summary['name']!r}: {summary['num_trials']} trials ({counts}) in {elapsed:.0f} s, "
           f"{sum(r['epochs'] for r in records)} epochs in all")
