@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from astropy.stats import mad_std
 from sklearn.preprocessing import StandardScaler
 
 _CHUNK = 1024  # images per step: bounds the temporary memory of large sets
@@ -35,7 +36,7 @@ def asinh_(images: np.ndarray) -> None:
         flat = block.reshape(block.shape[0] * block.shape[1], -1)  # a view: changed in place
         median = np.median(flat, axis=1, keepdims=True)
         flat -= median
-        noise = 1.4826 * np.median(np.abs(flat), axis=1, keepdims=True)
+        noise = mad_std(flat, axis=1)[:, None]  # 1.4826 x median absolute deviation
         noise[noise <= 0] = 1.0  # a constant or noiseless image: plain arcsinh
         np.divide(flat, noise, out=flat)
         np.arcsinh(flat, out=flat)
