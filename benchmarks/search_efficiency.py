@@ -207,7 +207,7 @@ def main() -> None:
         space_path = write_space(folder, args)
         dataset = load_dataset(DATA)
         VARIANTS["asha_tpe"].update(grace_period=args.grace_period, reduction_factor=args.reduction_factor)
-        ray.init(num_cpus=args.max_concurrent, include_dashboard=False, log_to_driver=False,
+        ray.init(address="local", num_cpus=args.max_concurrent, include_dashboard=False, log_to_driver=False,
                  configure_logging=False)
         try:
             for seed in range(args.seeds):

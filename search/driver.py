@@ -6,6 +6,7 @@ command line, the data and the results.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -14,6 +15,7 @@ from typing import Any
 from search.searcher import PruningOptunaSearch
 from search.space import Distribution, Space, _dependency_order, define_by_run
 from trainable.data import ImageDataset
+from trainable.data.config import DataConfig
 
 # Progress-table columns, most telling first; searched parameters not listed come after these.
 PARAMETER_ORDER = ("backbone", "lr", "optimizer", "loss", "sampling", "scheduler", "batch_size")
@@ -21,14 +23,31 @@ MAX_PARAMETER_COLUMNS = 6
 METRIC_COLUMNS = ("epoch", "val_auc", "val_accuracy", "val_loss")
 
 
-def trial(config: dict[str, Any], dataset: ImageDataset, fixed: dict[str, Any]) -> None:
+_NODE_DATA: dict[str, ImageDataset] = {}  # data.share: path; kept while Ray reuses the actor
+
+
+def node_dataset(data: DataConfig) -> ImageDataset:
+    """The set read on this node from ``data.path`` and memory-mapped from the node's data cache
+    (one copy per node, whatever the number of trials); kept for the next trial of this process."""
+    from trainable.data import load_dataset
+
+    key = repr(data)
+    if key not in _NODE_DATA:
+        _NODE_DATA.clear()
+        _NODE_DATA[key] = load_dataset(data, where="data", mapped=True)
+    return _NODE_DATA[key]
+
+
+def trial(config: dict[str, Any], fixed: dict[str, Any], dataset: ImageDataset | None = None,
+          data: DataConfig | None = None) -> None:
     """The Ray trainable: one configuration (the file's fixed ``trial:`` settings, then the
-    searched ones) trained on the shared data set, resuming from Ray's checkpoint if any."""
+    searched ones) trained on the shared data set (``dataset``, from the object store, or read on
+    the node as ``data`` says), resuming from Ray's checkpoint if any."""
     from trainable.report import RayReporter
     from trainable.train import train
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint otherwise
-    train({**fixed, **config}, dataset, RayReporter())
+    train({**fixed, **config}, dataset if dataset is not None else node_dataset(data), RayReporter())
 
 
 def trial_name(trial) -> str:
@@ -130,13 +149,18 @@ def prepare_environment() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
-def trainable_for(space: Space, dataset: ImageDataset):
-    """The trainable with the data set put once in the object store, and the trial's resources."""
+def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_store"):
+    """The trainable with its data (the set put once in the object store, or, with ``sharing``
+    ``path``, the ``data:`` block each node reads), and the trial's resources."""
     from ray import tune
 
     resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
-    return tune.with_resources(tune.with_parameters(trial, dataset=dataset, fixed=dict(space.trial)),
-                               resources)
+    if sharing == "path":
+        data = dataclasses.replace(space.data, path=str(space.data.root.resolve()), simulate=None)
+        trainable = tune.with_parameters(trial, data=data, fixed=dict(space.trial))
+    else:
+        trainable = tune.with_parameters(trial, dataset=dataset, fixed=dict(space.trial))
+    return tune.with_resources(trainable, resources)
 
 
 def run_config(space: Space, name: str, storage: str, callbacks: list):
@@ -153,7 +177,8 @@ def run_config(space: Space, name: str, storage: str, callbacks: list):
     )
 
 
-def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, callbacks: list):
+def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, callbacks: list,
+                sharing: str = "object_store"):
     """A new search."""
     from ray import tune
 
@@ -163,14 +188,14 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
         time_budget_s=space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
         trial_dirname_creator=trial_name)
-    return tune.Tuner(trainable_for(space, dataset), tune_config=tune_config,
+    return tune.Tuner(trainable_for(space, dataset, sharing), tune_config=tune_config,
                       run_config=run_config(space, name, storage, callbacks))
 
 
-def restore_tuner(path: str, space: Space, dataset: ImageDataset):
+def restore_tuner(path: str, space: Space, dataset: ImageDataset, sharing: str = "object_store"):
     """A search whose driver stopped: finished trials stay finished, the searcher's and the
     scheduler's state come back, unfinished and failed trials go on from their checkpoints."""
     from ray import tune
 
-    return tune.Tuner.restore(path, trainable=trainable_for(space, dataset), resume_unfinished=True,
+    return tune.Tuner.restore(path, trainable=trainable_for(space, dataset, sharing), resume_unfinished=True,
                               resume_errored=True, restart_errored=False)

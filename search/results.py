@@ -123,16 +123,22 @@ def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[st
 def export_study(experiment_path: str, folder: Path, study_name: str) -> Path | None:
     """Copy the searcher's Optuna study, as Ray last saved it, to ``folder/optuna.journal``.
 
-    Returns None when the experiment is not on a local disk or used no Optuna searcher (grid).
+    Returns None when the search used no Optuna searcher (grid). An experiment in remote storage
+    (``s3://``, ``gs://``) has its searcher state downloaded first.
     """
     import optuna
 
+    from search.cluster import download_matching, is_uri
     from search.searcher import PruningOptunaSearch
 
-    if not Path(experiment_path).is_dir() or not list(Path(experiment_path).glob("searcher-state-*.pkl")):
+    remote = download_matching(experiment_path, "searcher-state-") if is_uri(experiment_path) else None
+    local = remote.name if remote is not None else experiment_path
+    if not Path(local).is_dir() or not list(Path(local).glob("searcher-state-*.pkl")):
         return None
     searcher = PruningOptunaSearch(max_epochs=1)
-    searcher.restore_from_dir(experiment_path)
+    searcher.restore_from_dir(local)
+    if remote is not None:
+        remote.cleanup()
     study = searcher._ot_study  # Ray's searcher keeps it private; its state is this pickle
     out = folder / STUDY_FILE
     out.unlink(missing_ok=True)
@@ -155,8 +161,10 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: str | Path,
-                  experiment_path: str, complete: bool = True) -> dict[str, Any]:
+                  experiment_path: str, complete: bool = True, cluster: dict | None = None) -> dict[str, Any]:
     """Rank the trials, test the best trial's best checkpoint, and write the results folder.
+
+    ``cluster`` (the Ray address, node count, data sharing and storage) is recorded as is.
 
     Returns the summary (also written as ``summary.json``).
     """
@@ -171,7 +179,7 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         "num_trials": len(records), "complete": complete,
         "status_counts": {s: sum(r["status"] == s for r in records)
                           for s in ("completed", "stopped", "diverged", "error")},
-        "experiment_path": experiment_path, "best_trial": None, "best_config": None,
+        "experiment_path": experiment_path, "cluster": cluster, "best_trial": None, "best_config": None,
         "best_val": None, "test": None, "model": None,
     }
     best = ranked[0] if ranked and ranked[0]["best"] is not None else None

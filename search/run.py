@@ -4,6 +4,8 @@
     python -m search.run spaces/lens_finding.yaml --set data.path=/data/SpaceBasedTraining \\
         --set search.num_samples=200 --address auto --storage s3://bucket/searches
     python -m search.run spaces/lens_finding.yaml --resume      # after the driver was stopped
+    ray job submit --address http://HEAD:8265 -- python -m search.run spaces/lens_finding.yaml \
+        --storage s3://bucket/searches                             # on a cluster, as a Ray job
 
 The file is checked whole before Ray starts. Without a GPU in the cluster the file's ``cpu:``
 block applies. When ``data.path`` does not exist and ``data.simulate`` names a simulator, the set
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 import time
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from search import cluster
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
@@ -41,13 +45,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a key of the file (dotted path, value read as YAML); repeatable")
     parser.add_argument("--name", help="search name (results folder, W&B group); default the file's name")
-    parser.add_argument("--address", help="Ray cluster to join (e.g. auto, or ray://head:10001); "
-                                          "default a local Ray on this machine")
+    parser.add_argument("--address", help="Ray cluster to join: auto (the one started on this machine "
+                                          "with ray start), HOST:PORT, or ray://HOST:10001; default "
+                                          "$RAY_ADDRESS (set by ray job submit), else a local Ray")
     parser.add_argument("--resume", action="store_true",
                         help="continue the search of this name whose driver stopped")
     parser.add_argument("--storage", help="where Ray keeps trial checkpoints and the experiment "
-                                          "state (a path, or s3:// gs:// URI shared by the cluster); "
-                                          "default the results folder")
+                                          "state: a folder every node sees, or an s3:// or gs:// URI; "
+                                          "default the file's storage:, else --results")
     parser.add_argument("--results", default="results", help="parent of the results folder (default results)")
     return parser.parse_args(argv)
 
@@ -88,24 +93,57 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def check_resources(space: Space) -> None:
-    """A trial fits on at least one node of the cluster, else Ray would wait forever."""
+def check_resources(space: Space, local: bool) -> None:
+    """A trial fits on at least one node. On a Ray of our own none ever will: stop. A cluster
+    may add one (its autoscaler): say so, and let the trials wait."""
     import ray
 
     cpu, gpu = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if not any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
         largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
-        raise UserError(f"{space.path}: trial.resources: a trial needs cpu {cpu}, gpu {gpu}; the "
-                        f"largest node has {largest.get('CPU', 0):g} CPUs and {largest.get('GPU', 0):g} GPUs")
+        problem = (f"a trial needs cpu {cpu}, gpu {gpu}; the largest node has {largest.get('CPU', 0):g} CPUs "
+                   f"and {largest.get('GPU', 0):g} GPUs")
+        if local:
+            raise UserError(f"{space.path}: trial.resources: {problem}")
+        print(f"note: no node can run a trial yet ({problem}): the trials wait for the cluster's "
+              "autoscaler to add one (Ctrl-C to stop)", flush=True)
 
 
-def start_ray(address: str | None) -> None:
-    """Join the cluster at ``address``, or start a Ray of our own on this machine (``local``:
-    never attach by accident to another cluster someone started here with ``ray start``)."""
+def start_ray(address: str | None) -> list[dict]:
+    """Join the cluster at ``--address`` or ``$RAY_ADDRESS``, or start a Ray of our own on this
+    machine (``local``: never attach by accident to a cluster someone started here with ``ray
+    start``); say which, and return its nodes."""
     import ray
 
-    ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=True)
+    target = cluster.ray_address(address)
+    ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
+    nodes = cluster.alive_nodes()
+    total = ray.cluster_resources()
+    where = "a local Ray" if target == "local" else f"the Ray cluster at {target}"
+    print(f"running on {where}: {len(nodes)} node(s), {total.get('CPU', 0):g} CPUs, "
+          f"{total.get('GPU', 0):g} GPUs", flush=True)
+    return nodes
+
+
+def share_data(space: Space, dataset, nodes: list[dict]) -> str:
+    """How trials get the set (object store, or read on each node), said in one line."""
+    sharing, line = cluster.choose_sharing(
+        space.data.share, dataset.images.nbytes + dataset.labels.nbytes,
+        [n.get("Resources", {}).get("object_store_memory", 0) for n in nodes], bool(space.data.path))
+    print(line, flush=True)
+    if sharing == "path":
+        cluster.check_data_visible(space.data.root.resolve(), f"{space.path}: data", nodes)
+    return sharing
+
+
+def job_warning(args: argparse.Namespace, storage: str) -> None:
+    """A Ray job's working folder is temporary: a relative results folder there would be lost."""
+    if "RAY_JOB_CONFIG_JSON_ENV_VAR" in os.environ and not Path(args.results).is_absolute() \
+            and not cluster.is_uri(storage):
+        print(f"note: running as a Ray job in {Path.cwd()}: the results folder {args.results}/ is there; "
+              "pass --results with an absolute path, or --storage s3://... (results are copied there)",
+              flush=True)
 
 
 def resolve(args: argparse.Namespace) -> tuple[Space, str, Path, str]:
@@ -128,7 +166,7 @@ def resolve(args: argparse.Namespace) -> tuple[Space, str, Path, str]:
         folder = Path(args.results) / name
     if not NAME.match(name):
         raise UserError(f"--name / name: {name!r} must be letters, digits, '.', '_' or '-'")
-    storage = (args.storage or str(Path(args.results).resolve())).rstrip("/")
+    storage = cluster.resolve_storage(args.storage, space.storage, args.results)
     if not args.resume and ((folder / SPACE_COPY).exists() or (folder / "summary.json").exists()):
         raise UserError(f"{folder} already holds a search named {name!r}: continue it with --resume, "
                         "or give this one another --name")
@@ -140,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     space, name, folder, storage = resolve(args)
     experiment = f"{storage}/{name}"
+    if cluster.is_uri(storage):
+        cluster.check_uri(storage)
     check_data_source(space)
     mode = resolve_mode(space.wandb.mode)
     if mode == "online" and not has_api_key():
@@ -154,16 +194,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not tune.Tuner.can_restore(experiment):
         raise UserError(f"--resume: no Ray experiment state at {experiment}")
     driver.prepare_environment()
-    start_ray(args.address)
+    job_warning(args, storage)
+    nodes = start_ray(args.address)
     wandb_callback = None
     try:
+        if not cluster.is_uri(storage):  # trials on every node write checkpoints there
+            cluster.check_shared_folder(Path(storage), "--storage / storage", nodes)
         if not args.resume:
             has_gpu = cluster_has_gpu()
             space = load_space(args.space, args.set, has_gpu=has_gpu)
             if space.cpu_applied:
                 print(f"no GPU in the Ray cluster: applying the cpu: block of {args.space}", flush=True)
-        check_resources(space)
+        check_resources(space, local=cluster.ray_address(args.address) == "local")
         dataset = prepare_data(space)
+        sharing = share_data(space, dataset, nodes)
         if not args.resume:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / SPACE_COPY).write_text(
@@ -171,19 +215,26 @@ def main(argv: list[str] | None = None) -> int:
                 + yaml.safe_dump(space.raw, sort_keys=False))
         if args.resume:  # the W&B callback comes back with the rest of the tuner
             print(f"resuming search {name!r} from {experiment}", flush=True)
-            tuner = driver.restore_tuner(experiment, space, dataset)
+            tuner = driver.restore_tuner(experiment, space, dataset, sharing)
         else:
             if mode != "disabled":
                 wandb_callback = WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
                                                folder, fixed=space.trial)
             tuner = driver.build_tuner(space, dataset, name, storage,
-                                       [wandb_callback] if wandb_callback else [])
+                                       [wandb_callback] if wandb_callback else [], sharing)
         began = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
         # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
         complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
-        summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete)
+        summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete,
+                                cluster={"address": cluster.ray_address(args.address), "nodes": len(nodes),
+                                         "data_sharing": sharing, "storage": storage})
+        if wandb_callback is not None:
+            wandb_callback.close()  # the offline runs complete before they are copied
+            wandb_callback = None
+        if cluster.is_uri(storage):
+            print(f"results copied to {cluster.upload_folder(folder, storage, name)}/", flush=True)
     finally:
         if wandb_callback is not None:  # W&B calls still queued, if the search ended abruptly
             wandb_callback.close()

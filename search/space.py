@@ -40,7 +40,7 @@ from trainable.sampling import SAMPLERS
 
 METRICS = ("val_auc", "val_accuracy", "val_f1", "val_loss", "train_loss")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "wandb", "cpu")
+TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "wandb", "storage", "cpu")
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -101,6 +101,7 @@ class Space:
     search: SearchSettings
     wandb: WandbSettings
     path: str
+    storage: str | None = None  # where Ray keeps checkpoints and state (--storage wins)
     cpu_applied: bool = False
     raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
 
@@ -212,9 +213,12 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     wandb = _check_settings(WandbSettings, raw.get("wandb") or {}, "wandb", problems)
     if wandb and wandb.mode not in ("auto", "online", "offline", "disabled"):
         problems.append(f"wandb.mode: {wandb.mode!r} is not one of auto, online, offline, disabled")
+    storage = raw.get("storage")
+    if storage is not None and (not isinstance(storage, str) or not storage.strip()):
+        problems.append(f"storage: must be a folder or a URI such as s3://bucket/searches, got {storage!r}")
     if problems:
         return None
-    return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path)
+    return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage)
 
 
 def _check_resources(resources: Any) -> list[str]:

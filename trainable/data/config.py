@@ -17,6 +17,7 @@ from trainable.errors import DataError
 
 NORMALIZATIONS = ("minmax", "asinh", "standardize", "none")
 NONFINITE_ACTIONS = ("error", "zero")
+SHARING = ("auto", "object_store", "path")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class DataConfig:
         workers: Processes decoding files on a first load; default: every core.
         simulate: Name (or ``{kind, n, seed}``) of the embedded simulator that the search driver
             runs to create the set when ``path`` does not exist. Not used by the loader itself.
+        share: How a search hands the set to its trials: ``object_store`` (loaded once by the
+            driver, one copy per node), ``path`` (each node reads ``path`` and memory-maps it),
+            or ``auto``: the object store when the set is at most half of the smallest node's
+            object store (see :mod:`search.cluster`). Not used by the loader itself.
         options: Format-specific options (e.g. ``label_column``), defaults filled in.
     """
 
@@ -62,6 +67,7 @@ class DataConfig:
     cache_dir: str | None = None
     workers: int | None = None
     simulate: str | dict | None = None
+    share: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -168,6 +174,9 @@ def _check_common(values: dict[str, Any], where: str) -> list[str]:
     simulate = values.get("simulate")
     if simulate is not None and not isinstance(simulate, (str, Mapping)):
         problems.append(f"{where}.simulate: must be a simulator name or a mapping, got {simulate!r}")
+    share = values.get("share", "auto")
+    if share not in SHARING:
+        problems.append(f"{where}.share: {share!r} is not one of {', '.join(SHARING)}")
     for key in ("path", "cache_dir"):
         value = values.get(key)
         if value is not None and not isinstance(value, (str, Path)):
