@@ -198,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     nodes = start_ray(args.address)
     wandb_callback = None
     try:
-        if not cluster.is_uri(storage):  # trials on every node write checkpoints there
+        # Trials on every node write checkpoints there. (Through Ray Client, ray://, this
+        # machine is not a node and its folders mean nothing to the cluster: not checked.)
+        if not cluster.is_uri(storage) and not cluster.ray_address(args.address).startswith("ray://"):
             cluster.check_shared_folder(Path(storage), "--storage / storage", nodes)
         if not args.resume:
             has_gpu = cluster_has_gpu()

@@ -133,6 +133,36 @@ def test_a_search_spreads_its_trials_over_both_nodes(cluster, tmp_path):
     assert summary["test"]["accuracy"] > 0.5
 
 
+def test_ray_job_submit_runs_the_same_search_with_the_set_read_on_each_node(cluster, tmp_path):
+    """``ray job submit -- python -m search.run ...``: the driver joins the cluster through the
+    RAY_ADDRESS the job gets, and with ``data.share: path`` each node's trials read the folder."""
+    spec = space("as_job", num_samples=2)
+    spec["data"] = {"format": "fits_csv", "path": str(tmp_path / "lens"), "share": "path", "image_size": 32,
+                    "simulate": {"kind": "lens_finding", "n": 240, "seed": 0}}
+    spec["metric"], spec["trial"]["epochs"] = "val_auc", 2
+    (tmp_path / "job").mkdir()
+    (tmp_path / "job" / "space.yaml").write_text(yaml.safe_dump(spec))
+    submit = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address", cluster["dashboard"],
+              "--working-dir", str(tmp_path / "job"), "--",
+              "python", "-m", "search.run", "space.yaml", "--results", str(tmp_path / "results")]
+    proc = subprocess.run(cluster["net"].wrap(submit), cwd=tmp_path, env=cluster["env"], capture_output=True,
+                          text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "succeeded" in out, out[-4000:]
+    job = re.search(r"Job '(raysubmit_\w+)' succeeded", out).group(1)
+    logs = subprocess.run(cluster["net"].wrap([*submit[:3], "job", "logs", "--address", cluster["dashboard"], job]),
+                          env=cluster["env"], capture_output=True, text=True, timeout=120)
+    out = logs.stdout  # the whole log (submit's own tail can miss lines of a short job)
+    assert f"running on the Ray cluster at {cluster['address']}: 2 node(s)" in out
+    assert "data sharing: path (data.share)" in out
+    summary = json.loads((tmp_path / "results/as_job/summary.json").read_text())
+    assert summary["complete"] and summary["cluster"]["data_sharing"] == "path"
+    assert {t["node_id"] for t in summary["trials"]} == set(node_ids(cluster).values())
+    # The trials built the node's memory-mapped, normalized entry (the driver only decodes).
+    assert list((cluster["base"] / "data-cache").glob("*.json"))
+
+
+# Last: it takes the worker node away from the module's cluster.
 def test_a_lost_worker_node_costs_only_the_epochs_since_its_checkpoint(cluster, tmp_path):
     """SIGKILL the worker node while a trial on it is half-way: that trial continues on the head
     from its last checkpoint, the trials finished before stay finished, and the search completes."""
@@ -178,32 +208,3 @@ def test_a_lost_worker_node_costs_only_the_epochs_since_its_checkpoint(cluster, 
     for done_name, before in finished_before.items():
         assert rows(experiment / done_name) == before
         assert by_id[done_name]["epochs"] == EPOCHS
-
-
-def test_ray_job_submit_runs_the_same_search_with_the_set_read_on_each_node(cluster, tmp_path):
-    """``ray job submit -- python -m search.run ...``: the driver joins the cluster through the
-    RAY_ADDRESS the job gets, and with ``data.share: path`` each node's trials read the folder."""
-    spec = space("as_job", num_samples=2)
-    spec["data"] = {"format": "fits_csv", "path": str(tmp_path / "lens"), "share": "path", "image_size": 32,
-                    "simulate": {"kind": "lens_finding", "n": 240, "seed": 0}}
-    spec["metric"], spec["trial"]["epochs"] = "val_auc", 2
-    (tmp_path / "job").mkdir()
-    (tmp_path / "job" / "space.yaml").write_text(yaml.safe_dump(spec))
-    submit = [sys.executable, "-m", "ray.scripts.scripts", "job", "submit", "--address", cluster["dashboard"],
-              "--working-dir", str(tmp_path / "job"), "--",
-              "python", "-m", "search.run", "space.yaml", "--results", str(tmp_path / "results")]
-    proc = subprocess.run(cluster["net"].wrap(submit), cwd=tmp_path, env=cluster["env"], capture_output=True,
-                          text=True, timeout=600)
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0 and "succeeded" in out, out[-4000:]
-    job = re.search(r"Job '(raysubmit_\w+)' succeeded", out).group(1)
-    logs = subprocess.run(cluster["net"].wrap([*submit[:3], "job", "logs", "--address", cluster["dashboard"], job]),
-                          env=cluster["env"], capture_output=True, text=True, timeout=120)
-    out = logs.stdout  # the whole log (submit's own tail can miss lines of a short job)
-    assert f"running on the Ray cluster at {cluster['address']}: 2 node(s)" in out
-    assert "data sharing: path (data.share)" in out
-    summary = json.loads((tmp_path / "results/as_job/summary.json").read_text())
-    assert summary["complete"] and summary["cluster"]["data_sharing"] == "path"
-    assert {t["node_id"] for t in summary["trials"]} == set(node_ids(cluster).values())
-    # The trials built the node's memory-mapped, normalized entry (the driver only decodes).
-    assert list((cluster["base"] / "data-cache").glob("*.json"))
