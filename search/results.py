@@ -9,7 +9,10 @@
 * ``best_config.yaml``: a space file that retrains exactly the best configuration;
 * ``best_model.pt``: the best checkpoint's weights and settings (:mod:`trainable.export`);
 * ``optuna.journal``: the Optuna study (every finished trial, pruned ones at the step they were
-  stopped), for ``optuna.load_study`` and ``optuna.importance``.
+  stopped), for ``optuna.load_study`` and ``optuna.importance``;
+* ``history.csv``: every epoch of every trial (the learning curves);
+* ``test_predictions.csv`` and ``misclassified.npz``: the best model on the test split, image by
+  image, and its most confident mistakes.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from trainable.train import classification_metrics
 
 MODEL_FILE = "best_model.pt"
 STUDY_FILE = "optuna.journal"
+HISTORY_FILE = "history.csv"
+PREDICTIONS_FILE = "test_predictions.csv"
+MISCLASSIFIED_FILE = "misclassified.npz"
 
 
 def _finite(value: Any) -> float | None:
@@ -97,16 +103,56 @@ def format_table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, formatters={c: cell for c in frame.columns})
 
 
-def evaluate(model_path: str | Path, dataset: ImageDataset, split: str = "test") -> dict[str, Any]:
-    """Accuracy, macro F1, ROC AUC and the confusion matrix of an exported model on a split."""
-    model = load_model(model_path)
+def evaluate(model_path: str | Path, dataset: ImageDataset, split: str = "test",
+             probabilities: np.ndarray | None = None) -> dict[str, Any]:
+    """Accuracy, macro F1, ROC AUC and the confusion matrix of an exported model on a split
+    (``probabilities``: its predictions on the split, when already computed)."""
     images, labels = dataset.split(split)
-    probabilities = model.predict(images).numpy()
+    if probabilities is None:
+        probabilities = load_model(model_path).predict(images).numpy()
     metrics = classification_metrics(probabilities, labels.numpy())
     matrix = confusion_matrix(labels.numpy(), probabilities.argmax(1), labels=np.arange(dataset.num_classes))
     return {"split": split, "n": int(len(labels)), "accuracy": metrics["accuracy"],
             "f1_macro": metrics["f1"], "auc": _finite(metrics["auc"]),
             "class_names": list(dataset.class_names), "confusion_matrix": matrix.tolist()}
+
+
+def write_predictions(folder: Path, dataset: ImageDataset, probabilities: np.ndarray, split: str = "test",
+                      keep: int = 64) -> None:
+    """``test_predictions.csv`` (each image of the split: index, file, true and predicted class,
+    class probabilities) and ``misclassified.npz`` (the ``keep`` most confidently wrong images,
+    normalized as trained on, with their classes, confidence and file): what the report plots."""
+    index = dataset.splits[split]
+    labels = dataset.labels.numpy()[index]
+    predicted = probabilities.argmax(1)
+    names = np.asarray(dataset.class_names)
+    frame = pd.DataFrame({"index": index, "file": [dataset.files[i] for i in index],
+                          "true": names[labels], "predicted": names[predicted]})
+    for k, name in enumerate(dataset.class_names):
+        frame[f"p_{name}"] = probabilities[:, k]
+    frame.to_csv(folder / PREDICTIONS_FILE, index=False)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:keep]
+    np.savez_compressed(folder / MISCLASSIFIED_FILE, images=dataset.images.numpy()[index[wrong]],
+                        true=names[labels[wrong]], predicted=names[predicted[wrong]],
+                        confidence=probabilities[wrong, predicted[wrong]],
+                        files=np.asarray([dataset.files[index[i]] for i in wrong], dtype=str))
+
+
+def write_history(grid, folder: Path) -> None:
+    """``history.csv``: every epoch every trial reported (trial, epoch, losses and metrics, node)."""
+    frames = []
+    for result in grid:
+        frame = result.metrics_dataframe
+        if frame is None or "epoch" not in frame:
+            continue
+        keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "lr",
+                            "diverged", "node_id", "time_total_s") if c in frame]
+        frame = frame[keep].copy()
+        frame.insert(0, "trial", (result.metrics or {}).get("trial_id") or Path(result.path).name)
+        frames.append(frame)
+    history = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trial", "epoch"])
+    history.to_csv(folder / HISTORY_FILE, index=False)
 
 
 def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -173,6 +219,7 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
     records = trial_records(grid, space)
     ranked = rank(records, space.mode)
     leaderboard(records, space, top=None).to_csv(folder / "leaderboard.csv", index=False)
+    write_history(grid, folder)
     summary: dict[str, Any] = {
         "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
         "epochs": space.epochs, "algorithm": space.search.algorithm, "scheduler": space.search.scheduler,
@@ -190,7 +237,9 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
             model_path = export_model(directory, folder / MODEL_FILE, image_size=space.data.image_size
                                       and list(space.data.image_size), metric=space.metric,
                                       trial_id=best["trial_id"])
-            test = evaluate(model_path, dataset)
+            probabilities = load_model(model_path).predict(dataset.split("test")[0]).numpy()
+            test = evaluate(model_path, dataset, probabilities=probabilities)
+            write_predictions(folder, dataset, probabilities)
             export_model(directory, model_path, image_size=space.data.image_size and list(space.data.image_size),
                          metric=space.metric, trial_id=best["trial_id"],
                          test={k: test[k] for k in ("accuracy", "f1_macro", "auc")})

@@ -30,7 +30,7 @@ from search import cluster
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
-from search.wandb_log import WandbCallback, has_api_key, resolve_mode
+from search.wandb_log import WandbCallback, has_api_key, log_search_summary, resolve_mode
 from trainable.data import load_dataset
 from trainable.errors import UserError, exit_on_user_error
 
@@ -220,8 +220,12 @@ def main(argv: list[str] | None = None) -> int:
             tuner = driver.restore_tuner(experiment, space, dataset, sharing)
         else:
             if mode != "disabled":
-                wandb_callback = WandbCallback(space.wandb.project, space.wandb.entity, name, mode,
-                                               folder, fixed=space.trial)
+                val_rows = dataset.splits["val"]
+                wandb_callback = WandbCallback(
+                    space.wandb.project, space.wandb.entity, name, mode, folder, fixed=space.trial,
+                    metric=space.metric, metric_mode=space.mode,
+                    validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
+                                list(dataset.class_names)))
             tuner = driver.build_tuner(space, dataset, name, storage,
                                        [wandb_callback] if wandb_callback else [], sharing)
         began = time.perf_counter()
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         if wandb_callback is not None:
             wandb_callback.close()  # the offline runs complete before they are copied
             wandb_callback = None
+        review(space, name, folder, mode, summary)
         if cluster.is_uri(storage):
             print(f"results copied to {cluster.upload_folder(folder, storage, name)}/", flush=True)
     finally:
@@ -249,6 +254,33 @@ def main(argv: list[str] | None = None) -> int:
               f"  python -m search.run {args.space} --name {name} --resume", flush=True)
         return 130
     return 0
+
+
+def review(space: Space, name: str, folder: Path, mode: str, summary: dict) -> None:
+    """The report (``report/report.html`` and its pictures) and the search's W&B summary run.
+    Neither may cost the search its results: a failure is one warning line."""
+    from search.report import load_study, param_importances, write_report
+
+    try:
+        write_report(folder)
+    except Exception as err:
+        print(f"warning: no report ({type(err).__name__}: {err}); try: python -m search.report {folder}",
+              flush=True)
+    if mode == "disabled":
+        return
+    importances = None
+    if summary.get("study"):
+        try:
+            importances = param_importances(load_study(Path(summary["study"]), name)).values
+        except Exception:  # Skipped (too few trials: the report says why), or a damaged study
+            importances = None
+    pictures = {p.stem: p for p in sorted((folder / "report").glob("*.png"))}
+    try:
+        log_search_summary(space.wandb.project, space.wandb.entity, name, mode, folder, summary,
+                           importances, pictures)
+    except Exception as err:
+        print(f"warning: no W&B summary run ({str(err).splitlines()[0] if str(err) else type(err).__name__})",
+              flush=True)
 
 
 def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float) -> None:
@@ -269,6 +301,10 @@ def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float)
     else:
         print("\nno trial reported a value: see the errors above")
     print(f"\nresults: {folder}/ (summary.json, leaderboard.csv, best_config.yaml, best_model.pt)")
+    if (folder / "report" / "report.html").is_file():
+        print(f"report:  {folder}/report/report.html (learning curves, importances, ROC, confusion matrix, "
+              "misclassified images)")
+    print(f"predict: python -m search.predict {folder} IMAGES_OR_FOLDERS")
     if mode == "offline":
         print(f"W&B runs (offline): {folder}/wandb/; upload them with:  wandb sync {folder}/wandb/offline-run-*")
     elif mode == "online":

@@ -5,6 +5,11 @@ Ray's ``WandbLoggerCallback`` starts a logging actor with its own W&B process pe
 (``wandb.init(reinit="create_new")``): a run starts when its trial starts, gets the trial's full
 configuration, logs each epoch's metrics at ``step=epoch``, and is finished explicitly when the
 trial ends, so no run is left "crashed" (ray#33129). Runs are grouped by search name.
+
+When a trial ends (completed, or stopped by ASHA), its run also gets W&B's ROC curve and
+confusion matrix of its last epoch on the validation split (from the predictions the trial saved
+with that checkpoint), a table of the misclassified validation images with their predicted and
+true classes, and summary fields for its best epoch (``best_<metric>``, ``best_epoch``).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 from ray.tune import Callback
+
+from trainable.train import VAL_PROBABILITIES_FILE
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +68,23 @@ class WandbCallback(Callback):
         mode: ``online``, ``offline`` or ``disabled`` (see :func:`resolve_mode`).
         folder: The local folder W&B writes to (``folder/wandb/``).
         fixed: Settings every trial shares, merged into each run's config.
+        metric, metric_mode: The search's metric and whether higher is better, for the best-epoch
+            summary fields.
+        validation: ``(images, rows, labels, class_names)``: the whole set's images (not copied),
+            the validation split's rows in the order the trials predict them, their labels and
+            the class names, for the end-of-trial plots and table; none without it.
     """
 
+    MISCLASSIFIED_ROWS = 32
+
     def __init__(self, project: str, entity: str | None, group: str, mode: str, folder: str | Path,
-                 fixed: dict[str, Any] | None = None):
+                 fixed: dict[str, Any] | None = None, metric: str | None = None, metric_mode: str = "max",
+                 validation: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None):
         self.project, self.entity, self.group, self.mode = project, entity, group, mode
         self.folder = Path(folder)
         self.fixed = dict(fixed or {})
+        self.metric, self.metric_mode, self.validation = metric, metric_mode, validation
+        self.best: dict[str, tuple[float, int]] = {}
         self.runs: dict[str, Any] = {}
         self.seconds = 0.0  # time spent in W&B calls, for the overhead benchmark
         self.failed = False
@@ -75,7 +93,8 @@ class WandbCallback(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the callbacks with the tuner (to resume it): no runs, queue or thread.
-        return {**self.__dict__, "runs": {}, "_queue": None, "_thread": None}
+        # The validation images are not kept either: a resumed search's runs get no end plots.
+        return {**self.__dict__, "runs": {}, "_queue": None, "_thread": None, "validation": None}
 
     # The Tune loop only queues work; one thread makes the W&B calls in order, so a slow
     # wandb.init or finish never holds up scheduling and results.
@@ -122,10 +141,53 @@ class WandbCallback(Callback):
         self._start(trial_id, config)
         if trial_id in self.runs:
             self.runs[trial_id].log(metrics)
+        value = metrics.get(self.metric) if self.metric and not metrics.get("diverged") else None
+        if value is not None:
+            best = self.best.get(trial_id)
+            if best is None or (value > best[0] if self.metric_mode == "max" else value < best[0]):
+                self.best[trial_id] = (value, int(metrics.get("epoch", 0)))
 
-    def _finish(self, trial_id: str, exit_code: int) -> None:
+    def _plots(self, run, checkpoint) -> None:
+        """The last epoch's validation ROC curve, confusion matrix and misclassified images."""
+        import wandb
+
+        images, rows, labels, class_names = self.validation
+        with checkpoint.as_directory() as folder:
+            path = Path(folder) / VAL_PROBABILITIES_FILE
+            if not path.is_file():
+                return
+            probabilities = np.load(path)
+        predicted = probabilities.argmax(1)
+        wrong = np.flatnonzero(predicted != labels)
+        wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:self.MISCLASSIFIED_ROWS]
+        table = wandb.Table(columns=["image", "true", "predicted", "confidence", "index"])
+        for i in wrong:
+            table.add_data(wandb.Image(_displayable(images[rows[i]])), class_names[labels[i]],
+                           class_names[predicted[i]], float(probabilities[i, predicted[i]]), int(i))
+        run.log({
+            "val_roc": wandb.plot.roc_curve(labels, probabilities, labels=list(class_names),
+                                            title="ROC (validation, last epoch)"),
+            "val_confusion_matrix": wandb.plot.confusion_matrix(
+                y_true=labels.tolist(), preds=predicted.tolist(), class_names=list(class_names),
+                title="Confusion matrix (validation, last epoch)"),
+            "val_misclassified": table,
+        })
+
+    def _finish(self, trial_id: str, exit_code: int, checkpoint=None) -> None:
         run = self.runs.pop(trial_id, None)
-        if run is not None:
+        if run is None:
+            return
+        try:
+            if checkpoint is not None and self.validation is not None and not exit_code:
+                try:
+                    self._plots(run, checkpoint)
+                except Exception as err:  # e.g. one class only in the split: the run still ends well
+                    log.warning("W&B plots of trial %s skipped: %s", trial_id, str(err).splitlines()[0])
+            if trial_id in self.best:
+                value, epoch = self.best[trial_id]
+                run.summary[f"best_{self.metric}"] = value
+                run.summary["best_epoch"] = epoch
+        finally:
             run.summary["status"] = "error" if exit_code else "finished"
             run.finish(exit_code=exit_code)
 
@@ -143,7 +205,7 @@ class WandbCallback(Callback):
         self._submit(self._log, trial.trial_id, dict(trial.config), metrics)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._submit(self._finish, trial.trial_id, 0)
+        self._submit(self._finish, trial.trial_id, 0, trial.checkpoint)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._submit(self._finish, trial.trial_id, 1)
@@ -160,3 +222,54 @@ class WandbCallback(Callback):
             self._queue.put((None, ()))
             self._thread.join()
             self._thread = self._queue = None
+
+
+def _displayable(image: np.ndarray) -> np.ndarray:
+    """A (C, H, W) normalized image as W&B shows it: grey (the first channel) or RGB, in [0, 1]."""
+    image = image[:3].transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
+    low, high = float(image.min()), float(image.max())
+    return (image - low) / (high - low) if high > low else np.zeros_like(image)
+
+
+def log_search_summary(project: str, entity: str | None, group: str, mode: str, folder: Path,
+                       summary: dict[str, Any], importances: dict[str, float] | None = None,
+                       pictures: dict[str, Path] | None = None) -> None:
+    """One more run in the search's group (``job_type: summary``): the leaderboard table, the
+    parameter importances, the best model's test metrics with W&B's ROC curve and confusion
+    matrix of the test split, and the report's pictures."""
+    import pandas as pd
+    import wandb
+
+    from search.results import PREDICTIONS_FILE
+
+    run = wandb.init(project=project, entity=entity, group=group, job_type="summary", name=f"{group} (summary)",
+                     id=f"{group}-summary"[-64:], resume="allow", dir=str(folder), mode=mode,
+                     reinit="create_new", config={"best_trial": summary.get("best_trial"),
+                                                  **(summary.get("best_config") or {})},
+                     settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                             x_disable_machine_info=True))
+    try:
+        data: dict[str, Any] = {"leaderboard": wandb.Table(dataframe=pd.read_csv(folder / "leaderboard.csv"))}
+        if importances:
+            table = wandb.Table(columns=["parameter", "importance"],
+                                data=[[k, float(v)] for k, v in importances.items()])
+            data["importance"] = wandb.plot.bar(table, "parameter", "importance", title="Parameter importance")
+        test = summary.get("test")
+        if test and (folder / PREDICTIONS_FILE).is_file():
+            frame = pd.read_csv(folder / PREDICTIONS_FILE)
+            names = [str(c) for c in test["class_names"]]
+            probabilities = frame[[f"p_{c}" for c in names]].to_numpy()
+            truth = frame["true"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
+            data["test_roc"] = wandb.plot.roc_curve(truth, probabilities, labels=names, title="ROC (test, best model)")
+            data["test_confusion_matrix"] = wandb.plot.confusion_matrix(
+                y_true=truth.tolist(), preds=probabilities.argmax(1).tolist(), class_names=names,
+                title="Confusion matrix (test, best model)")
+            for key in ("accuracy", "f1_macro", "auc"):
+                run.summary[f"test_{key}"] = test[key]
+        for name, path in (pictures or {}).items():
+            data[f"report/{name}"] = wandb.Image(str(path))
+        run.log(data)
+        run.summary.update({"best_trial": summary.get("best_trial"), "num_trials": summary.get("num_trials"),
+                            **{f"best_{k}": v for k, v in (summary.get("best_val") or {}).items()}})
+    finally:
+        run.finish()

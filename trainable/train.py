@@ -37,6 +37,7 @@ from trainable.sampling import SAMPLERS, epoch_indices
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
+VAL_PROBABILITIES_FILE = "val_probabilities.npy"  # beside it: the epoch's validation predictions
 # What a diverged trial reports: the worst value of every metric, whichever the search maximizes.
 DIVERGED = {"val_loss": math.inf, "val_accuracy": 0.0, "val_f1": 0.0, "val_auc": 0.0,
             "train_loss": math.inf}
@@ -184,13 +185,15 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
 
 
 def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor,
-             rows: torch.Tensor | None = None) -> dict[str, float]:
-    """Validation loss, accuracy, macro F1 and ROC AUC; ``rows`` as in :func:`predict`."""
+             rows: torch.Tensor | None = None, with_probabilities: bool = False):
+    """Validation loss, accuracy, macro F1 and ROC AUC; ``rows`` as in :func:`predict`. With
+    ``with_probabilities``, also the class probabilities: ``(metrics, probabilities)``."""
     probabilities = predict(trial, images, batch_size=trial.config.batch_size * 2, rows=rows)
     log_p = torch.log(probabilities.clamp_min(1e-12))
     val_loss = torch.nn.functional.nll_loss(log_p, labels).item()
     metrics = classification_metrics(probabilities.numpy(), labels.numpy())
-    return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+    metrics = {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+    return (metrics, probabilities.numpy()) if with_probabilities else metrics
 
 
 def save_checkpoint(trial: Trial, folder: str, epoch: int, dataset: ImageDataset) -> None:
@@ -251,13 +254,16 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
     metrics: dict[str, float] = {}
     for epoch in range(start, config.epochs):
         train_loss = train_epoch(trial, dataset.images, y_train, epoch, rows=train_rows)
+        probabilities = None
         if math.isnan(train_loss):
             metrics = {**DIVERGED, "epoch": epoch + 1, "diverged": 1}
         else:
-            metrics = {"train_loss": train_loss, **validate(trial, dataset.images, y_val, rows=val_rows),
-                       "epoch": epoch + 1, "diverged": 0}
+            scores, probabilities = validate(trial, dataset.images, y_val, rows=val_rows, with_probabilities=True)
+            metrics = {"train_loss": train_loss, **scores, "epoch": epoch + 1, "diverged": 0}
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
             save_checkpoint(trial, folder, epoch, dataset)
+            if probabilities is not None:  # for the plots of the trial's W&B run
+                np.save(os.path.join(folder, VAL_PROBABILITIES_FILE), probabilities.astype(np.float32))
             reporter.report(metrics, folder)
         if metrics["diverged"]:
             break

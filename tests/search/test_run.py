@@ -55,8 +55,7 @@ def run_search(workdir: Path, *args: str, timeout: float = 600) -> subprocess.Co
                           capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def search_once(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("search")
     (workdir / "space.yaml").write_text(yaml.safe_dump(SPACE))
     proc = run_search(workdir, "space.yaml")
@@ -137,22 +136,80 @@ def test_best_config_file_retrains_that_configuration(finished):
     assert Path(best.data.path).is_absolute() and best.data.image_size == (32, 32)
 
 
+def wandb_runs(folder: Path) -> dict[str, dict]:
+    """The search's W&B offline runs by name, each with the folder of its files."""
+    runs = {}
+    for path in sorted(folder.glob("wandb/offline-run-*/run-*.wandb")):
+        run = read_run(path)
+        runs[run["name"]] = {**run, "files": path.parent / "files"}
+    return runs
+
+
 def test_wandb_offline_runs_hold_config_and_metrics(finished):
     workdir, proc = finished
     folder = workdir / "results/tiny_lens"
     summary = json.loads((folder / "summary.json").read_text())
-    files = sorted(folder.glob("wandb/offline-run-*/run-*.wandb"))
-    assert len(files) == NUM_SAMPLES
-    runs = {run["name"]: run for run in map(read_run, files)}
-    assert set(runs) == {t["trial_id"] for t in summary["trials"]}
+    runs = wandb_runs(folder)
+    assert set(runs) == {t["trial_id"] for t in summary["trials"]} | {"tiny_lens (summary)"}
     for trial in summary["trials"]:
         run = runs[trial["trial_id"]]
         assert run["group"] == "tiny_lens"
         assert run["config"]["lr"] == trial["config"]["lr"] and run["config"]["epochs"] == EPOCHS
-        epochs = [row["epoch"] for row in run["history"] if "epoch" in row]
+        epochs = [row["epoch"] for row in run["history"] if "val_auc" in row]
         assert epochs == list(range(1, trial["epochs"] + 1))
-        assert max(row["val_auc"] for row in run["history"]) == pytest.approx(trial["best"])
+        assert max(row["val_auc"] for row in run["history"] if "val_auc" in row) == pytest.approx(trial["best"])
     assert "wandb sync" in proc.stdout
+
+
+def table(run: dict, row: dict, key: str) -> dict:
+    """A W&B table logged under ``key`` in a history row, read back from the run's files."""
+    assert row[f"{key}/_type"] == "table-file"
+    return json.loads((run["files"] / row[f"{key}/path"]).read_text())
+
+
+def test_each_trial_run_ends_with_roc_confusion_matrix_and_misclassified_images(finished):
+    """At a trial's end its run gets W&B's ROC curve and confusion matrix of the last epoch on
+    the validation split, the misclassified validation images, and its best epoch as summary."""
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    space = load_space(folder / "space.yaml")
+    dataset = load_dataset(space.data.__class__.from_mapping(
+        {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
+    n_val = len(dataset.splits["val"])
+    runs = wandb_runs(folder)
+    for trial in summary["trials"]:
+        run = runs[trial["trial_id"]]
+        end = [row for row in run["history"] if "val_roc_table/_type" in row]
+        assert len(end) == 1, "one set of end-of-trial plots"
+        row = end[0]
+        assert row["epoch"] == trial["epochs"]  # of the trial's last epoch
+        roc = table(run, row, "val_roc_table")
+        assert roc["columns"][:1] == ["class"] and roc["data"]
+        matrix = table(run, row, "val_confusion_matrix_table")
+        assert sum(r[-1] for r in matrix["data"]) == n_val
+        wrong = sum(r[-1] for r in matrix["data"] if r[0] != r[1])
+        misclassified = table(run, row, "val_misclassified")
+        assert misclassified["columns"] == ["image", "true", "predicted", "confidence", "index"]
+        assert len(misclassified["data"]) == min(wrong, 32)
+        assert all(r[1] != r[2] for r in misclassified["data"])
+        assert run["summary"]["best_val_auc"] == pytest.approx(trial["best"])
+        assert 1 <= run["summary"]["best_epoch"] <= trial["epochs"]
+
+
+def test_the_summary_run_holds_leaderboard_importances_and_test_results(finished):
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    run = wandb_runs(folder)["tiny_lens (summary)"]
+    assert run["group"] == "tiny_lens" and run["config"]["best_trial"] == summary["best_trial"]
+    row = next(r for r in run["history"] if "leaderboard/_type" in r)
+    assert len(table(run, row, "leaderboard")["data"]) == summary["num_trials"]
+    assert table(run, row, "test_roc_table")["data"]
+    matrix = table(run, row, "test_confusion_matrix_table")
+    assert sum(r[-1] for r in matrix["data"]) == summary["test"]["n"]
+    assert run["summary"]["test_accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    assert any(key.startswith("report/") and key.endswith("/_type") for key in row)
 
 
 def test_optuna_study_records_asha_stops_as_pruned(finished):

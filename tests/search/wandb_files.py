@@ -44,8 +44,8 @@ def records(path: str | Path) -> list[wandb_internal_pb2.Record]:
 
 
 def read_run(path: str | Path) -> dict:
-    """The run's group and name, its config and its history rows."""
-    run, config, history = {}, {}, []
+    """The run's group and name, its config, its history rows and its summary."""
+    run, config, history, summary = {}, {}, [], {}
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -56,4 +56,7 @@ def read_run(path: str | Path) -> dict:
         elif kind == "history":
             history.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
                             for item in record.history.item})
-    return {**run, "config": config, "history": history}
+        elif kind == "summary":
+            summary.update({item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                            for item in record.summary.update})
+    return {**run, "config": config, "history": history, "summary": summary}

@@ -1,0 +1,160 @@
+"""Classify new images with the best model of a finished search.
+
+    python -m search.predict results/lens_finding new_cutouts/                # a folder, searched recursively
+    python -m search.predict results/lens_finding a.fits b.fits --out preds.csv --tta
+
+Each image is read, resized, expanded to the model's channels and normalized as the training images
+were, then classified. ``--tta`` averages the probabilities over the 8 rotations and flips of each
+image (a lens has no preferred orientation). The CSV (default ``RESULTS_FOLDER/predictions.csv``)
+has one row per image, in the order given: ``file, predicted, p_<class>...``. Nothing is written
+when an input is missing or unreadable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+
+from search.results import MODEL_FILE
+from trainable.data import DataConfig, apply_normalization
+from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decode_images
+from trainable.errors import DataError, UserError, exit_on_user_error
+from trainable.export import ExportedModel, load_model
+
+IMAGE_SUFFIXES = (".npy", *FITS_SUFFIXES, *RASTER_SUFFIXES)  # what read_image decodes
+PREDICTIONS_FILE = "predictions.csv"
+SPACE_COPY = "space.yaml"  # search.run.SPACE_COPY (not imported: search.run imports Ray)
+_FILES_PER_STEP = 1024  # decoded at a time: bounds memory on large folders
+
+
+def _natural(path: Path) -> list:
+    """Sort key over every part of a path: ``a/2.fits`` before ``a/10.fits``."""
+    return [[int(t) if t.isdigit() else t for t in re.split(r"(\d+)", part)] for part in path.parts]
+
+
+def list_images(paths: list[str]) -> list[Path]:
+    """The image files named, folders replaced by the image files under them (natural order)."""
+    files = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            found = sorted((p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                            and not any(part.startswith((".", "__")) for part in p.relative_to(given).parts)),
+                           key=lambda p: _natural(p.relative_to(given)))
+            if not found:
+                raise UserError(f"{given}: folder holds no image files ({' '.join(IMAGE_SUFFIXES)})")
+            files += found
+        elif given.is_file():
+            files.append(given)
+        else:
+            raise UserError(f"{given}: no such file or folder")
+    return files
+
+
+def decode_options(folder: Path) -> tuple[int, str]:
+    """The FITS HDU and NaN policy the search read its images with (the model file lacks them)."""
+    space = folder / SPACE_COPY
+    if not space.is_file():
+        return 0, "error"
+    data = DataConfig.from_mapping((yaml.safe_load(space.read_text()) or {}).get("data") or {},
+                                   where=f"{space}: data")
+    return data.options.get("hdu", 0), data.nonfinite
+
+
+def prepared(model: ExportedModel, files: list[Path], hdu: int, nonfinite: str) -> Iterator[torch.Tensor]:
+    """(N, C, H, W) batches of ``files`` as the model was trained on: decoded, resized to its
+    ``image_size``, grey repeated to 3 channels when it takes colour, then normalized."""
+    size, in_chans = model.info.get("image_size"), model.info["in_chans"]
+    for start in range(0, len(files), _FILES_PER_STEP):
+        part = files[start:start + _FILES_PER_STEP]
+        images = decode_images([(f,) for f in part], image_size=size and tuple(size),
+                               expand_grey=in_chans == 3, hdu=hdu, nonfinite=nonfinite)
+        if images.shape[1] == 1 and in_chans == 3:
+            images = np.repeat(images, 3, axis=1)
+        if images.shape[1] != in_chans:
+            raise DataError(f"{part[0]}: has {images.shape[1]} channels; the model takes {in_chans}")
+        apply_normalization(images, model.info["normalization"])
+        yield torch.from_numpy(images)
+
+
+def dihedral(images: torch.Tensor) -> list[torch.Tensor]:
+    """The 8 rotations and flips of square images; of non-square ones, the 4 that keep the shape."""
+    if images.shape[-1] != images.shape[-2]:
+        return [images, images.flip(-1), images.flip(-2), images.flip(-1, -2)]
+    rotations = [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
+    return rotations + [r.flip(-1) for r in rotations]
+
+
+def predict(model: ExportedModel, batches: Iterator[torch.Tensor], batch_size: int,
+            tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, num_classes); with ``tta``, averaged over :func:`dihedral`."""
+    out = [torch.stack([model.predict(v, batch_size) for v in dihedral(x)]).mean(0) if tta
+           else model.predict(x, batch_size) for x in batches]
+    return torch.cat(out).numpy()
+
+
+def write_csv(frame: pd.DataFrame, out: Path) -> None:
+    """Write to a temporary name beside ``out``, then rename: never a half-written file."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        frame.to_csv(partial, index=False)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m search.predict", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", help="a finished search's results folder (results/<name>)")
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image files, or folders searched recursively")
+    parser.add_argument("--out", help=f"the CSV to write (default RESULTS/{PREDICTIONS_FILE})")
+    parser.add_argument("--tta", action="store_true",
+                        help="average the probabilities over the 8 rotations and flips of each image")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
+    return parser.parse_args(argv)
+
+
+@exit_on_user_error
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    folder = Path(args.results)
+    if not (folder / MODEL_FILE).is_file():
+        problem = "no such folder" if not folder.is_dir() else f"holds no {MODEL_FILE}"
+        raise UserError(f"{folder}: {problem} (expected the results folder of a finished search)")
+    files = list_images(args.paths)
+    out = Path(args.out) if args.out else folder / PREDICTIONS_FILE
+    if out.is_dir() or out.resolve() in {f.resolve() for f in files}:
+        raise UserError(f"--out {out}: is {'a folder' if out.is_dir() else 'one of the input images'}")
+    model = load_model(folder / MODEL_FILE, "cuda" if torch.cuda.is_available() else "cpu")
+    probabilities = predict(model, prepared(model, files, *decode_options(folder)), args.batch_size, args.tta)
+    names = model.class_names
+    frame = pd.DataFrame({"file": [str(f) for f in files],
+                          "predicted": [names[k] for k in probabilities.argmax(1)]})
+    for k, name in enumerate(names):
+        frame[f"p_{name}"] = probabilities[:, k]
+    write_csv(frame, out)
+    counts = Counter(frame["predicted"])
+    print(f"{len(files)} images{' (TTA)' if args.tta else ''}, predicted "
+          + ", ".join(f"{n}: {counts[n]}" for n in names) + f"; written to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""``python -m search.predict`` on the results of a real search: it reproduces the search's own test
+predictions, reads folders, averages over rotations and flips with ``--tta``, and refuses bad inputs
+in one line, writing nothing."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.search.test_run import ROOT
+from trainable.data.decode import read_image
+
+RESULTS = "results/tiny_lens"
+
+
+def predict(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "search.predict", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def predict_ok(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    proc = predict(workdir, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def dihedral(image: np.ndarray) -> list[np.ndarray]:
+    rotations = [np.rot90(image, k, axes=(-2, -1)) for k in range(4)]
+    return [np.ascontiguousarray(a) for a in rotations + [r[..., ::-1] for r in rotations]]
+
+
+@pytest.fixture(scope="module")
+def test_split(finished):
+    workdir, _ = finished
+    return pd.read_csv(workdir / RESULTS / "test_predictions.csv")
+
+
+def test_reproduces_the_test_split(finished, test_split, tmp_path):
+    workdir, _ = finished
+    out = tmp_path / "test.csv"
+    proc = predict_ok(workdir, RESULTS, *test_split["file"], "--out", str(out))
+    frame = pd.read_csv(out)
+    summary = json.loads((workdir / RESULTS / "summary.json").read_text())
+    p_columns = [f"p_{name}" for name in summary["test"]["class_names"]]
+    assert list(frame.columns) == ["file", "predicted", *p_columns]
+    assert frame["file"].tolist() == test_split["file"].tolist()
+    accuracy = float((frame["predicted"].astype(str) == test_split["true"].astype(str)).mean())
+    assert accuracy == summary["test"]["accuracy"]
+    np.testing.assert_allclose(frame[p_columns].to_numpy(), test_split[p_columns].to_numpy(), atol=1e-5)
+    assert f"{len(test_split)} images" in proc.stdout and str(out) in proc.stdout
+
+
+def test_a_folder_gives_one_row_per_image_in_natural_order(finished):
+    workdir, _ = finished
+    files = workdir / "data/tiny_lens/files"
+    default = workdir / RESULTS / "predictions.csv"
+    try:
+        proc = predict_ok(workdir, RESULTS, "data/tiny_lens/files")
+        frame = pd.read_csv(default)
+    finally:
+        default.unlink(missing_ok=True)  # the shared results folder stays as the search left it
+    expected = sorted(files.glob("*.fits"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    assert len(expected) == 240
+    assert frame["file"].tolist() == [str(p.relative_to(workdir)) for p in expected]
+    counts = frame["predicted"].astype(str).value_counts()
+    line = proc.stdout.strip().splitlines()[-1]
+    assert line.startswith("240 images") and str(Path(RESULTS) / "predictions.csv") in line
+    assert all(f"{name}: {n}" in line for name, n in counts.items())
+
+
+def test_tta_averages_the_eight_rotations_and_flips(finished, test_split, tmp_path):
+    workdir, _ = finished
+    plain_csv, tta_csv = tmp_path / "plain.csv", tmp_path / "tta.csv"
+    predict_ok(workdir, RESULTS, *test_split["file"], "--out", str(plain_csv))
+    predict_ok(workdir, RESULTS, *test_split["file"], "--tta", "--out", str(tta_csv))
+    plain, tta = pd.read_csv(plain_csv), pd.read_csv(tta_csv)
+    p_columns = [c for c in tta.columns if c.startswith("p_")]
+    np.testing.assert_allclose(tta[p_columns].sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(tta[p_columns].to_numpy() - plain[p_columns].to_numpy()).max() > 1e-6
+    assert 0.0 <= float((tta["predicted"].astype(str) == test_split["true"].astype(str)).mean()) <= 1.0
+
+    # TTA of one image == the plain predictions of its 8 transforms, written as files, averaged.
+    image = read_image(Path(test_split["file"][0]))
+    transforms = tmp_path / "transforms"
+    transforms.mkdir()
+    for k, array in enumerate(dihedral(image)):
+        np.save(transforms / f"{k}.npy", array)
+    predict_ok(workdir, RESULTS, str(transforms), "--out", str(tmp_path / "each.csv"))
+    each = pd.read_csv(tmp_path / "each.csv")
+    assert each["file"].tolist() == [str(transforms / f"{k}.npy") for k in range(8)]
+    # The tiny model's outputs vary by ~1e-4 between transforms: the match must be far closer.
+    assert np.ptp(each[p_columns[0]].to_numpy()) > 2e-6
+    np.testing.assert_allclose(each[p_columns].mean().to_numpy(), tta[p_columns].iloc[0].to_numpy(),
+                               rtol=0, atol=5e-7)
+
+    # An image that every rotation and flip leaves unchanged gets the same probabilities either way.
+    y, x = np.mgrid[-50:51, -50:51]
+    np.save(tmp_path / "round.npy", np.exp(-(x ** 2 + y ** 2) / 200.0).astype(np.float32)[None])
+    round_plain, round_tta = tmp_path / "round_plain.csv", tmp_path / "round_tta.csv"
+    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--out", str(round_plain))
+    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--tta", "--out", str(round_tta))
+    np.testing.assert_allclose(pd.read_csv(round_tta)[p_columns].to_numpy(),
+                               pd.read_csv(round_plain)[p_columns].to_numpy(), rtol=0, atol=2e-7)
+
+
+@pytest.mark.parametrize("case", ["no results folder", "no model in folder", "missing image", "corrupt image",
+                                  "folder without images"])
+def test_bad_inputs_are_one_line_and_write_nothing(finished, tmp_path, case):
+    workdir, _ = finished
+    results, image = RESULTS, str(workdir / "data/tiny_lens/files")
+    if case == "no results folder":
+        results = named = str(tmp_path / "results/nothing")
+    elif case == "no model in folder":
+        results = named = str(tmp_path)
+    elif case == "missing image":
+        image = named = str(tmp_path / "missing.fits")
+    elif case == "corrupt image":
+        (tmp_path / "x.fits").write_bytes(b"\x00garbage, not FITS\xff" * 10)
+        image = named = str(tmp_path / "x.fits")
+    else:
+        (tmp_path / "empty/sub").mkdir(parents=True)
+        (tmp_path / "empty/sub/notes.txt").write_text("no images here\n")
+        image = named = str(tmp_path / "empty")
+    out = tmp_path / "out.csv"
+    proc = predict(workdir, results, image, "--out", str(out))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {named}"), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists() and not (workdir / RESULTS / "predictions.csv").exists()
+    assert not list(tmp_path.rglob("*.csv*"))
