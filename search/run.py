@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> int:
 def review(space: Space, name: str, folder: Path, mode: str, summary: dict) -> None:
     """The report (``report/report.html`` and its pictures) and the search's W&B summary run.
     Neither may cost the search its results: a failure is one warning line."""
-    from search.report import load_study, param_importances, write_report
-
     try:
+        from search.report import write_report
+
         write_report(folder)
     except Exception as err:
         print(f"warning: no report ({type(err).__name__}: {err}); try: python -m search.report {folder}",
@@ -269,11 +269,13 @@ def review(space: Space, name: str, folder: Path, mode: str, summary: dict) -> N
     if mode == "disabled":
         return
     importances = None
-    if summary.get("study"):
-        try:
+    try:
+        from search.figures import load_study, param_importances
+
+        if summary.get("study"):
             importances = param_importances(load_study(Path(summary["study"]), name)).values
-        except Exception:  # Skipped (too few trials: the report says why), or a damaged study
-            importances = None
+    except Exception:  # Skipped (too few trials: the report says why), or a damaged study
+        importances = None
     pictures = {p.stem: p for p in sorted((folder / "report").glob("*.png"))}
     try:
         log_search_summary(space.wandb.project, space.wandb.entity, name, mode, folder, summary,

@@ -21,7 +21,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
 
-from search import report
+from search import figures, report
 
 ROOT = Path(__file__).resolve().parents[2]
 PNGS = [figure.file for figure in report.FIGURES]
@@ -75,7 +75,7 @@ def test_cli_writes_every_figure_into_one_self_contained_page(finished, tmp_path
     pictures = embedded(page)
     # ASHA leaves at least the first trial and the best complete: enough for importances (PED-ANOVA
     # from 2 complete trials, fANOVA from 3).
-    assert len(complete_trials(report.load_study(folder / "optuna.journal"))) >= report.PED_ANOVA_MIN_TRIALS
+    assert len(complete_trials(figures.load_study(folder / "optuna.journal"))) >= figures.PED_ANOVA_MIN_TRIALS
     assert sorted(pictures) == sorted(PNGS) and not NOTE.findall(page), NOTE.findall(page)
     for name in PNGS:
         png = out / name
@@ -110,7 +110,7 @@ def test_a_folder_that_is_not_a_search_is_one_line_and_exit_2(tmp_path):
 def test_learning_curves_mark_exactly_the_trials_asha_stopped(finished):
     folder = results_of(finished)
     summary = summary_of(folder)
-    curves = report.learning_curves(report.read_history(folder), summary)
+    curves = figures.learning_curves(figures.read_history(folder), summary)
     trials = {t["trial_id"]: t for t in summary["trials"]}
     assert sorted(c.trial for c in curves) == sorted(trials)
     stopped = {c.trial for c in curves if c.end_marker == "stopped"}
@@ -138,17 +138,17 @@ def test_diverged_epochs_are_marked_not_drawn_as_values(tmp_path):
                                              {"trial_id": "b", "status": "diverged"},
                                              {"trial_id": "c", "status": "stopped"},
                                              {"trial_id": "d", "status": "diverged"}]}
-    curves = {c.trial: c for c in report.learning_curves(history, summary)}
+    curves = {c.trial: c for c in figures.learning_curves(history, summary)}
     assert curves["a"].best and curves["a"].end_marker is None and list(curves["a"].values) == [0.6, 0.7, 0.8]
     assert curves["b"].end_marker == "diverged" and curves["b"].diverged_at == 2
     assert list(curves["b"].values) == [0.55]  # the sentinel 0.0 left out
     assert curves["c"].end_marker == "stopped"
     assert curves["d"].diverged_at == 1 and len(curves["d"].values) == 0  # diverged at once: a marker only
     history.to_csv(tmp_path / "history.csv", index=False)
-    caption = report.plot_learning_curves(tmp_path, summary, tmp_path / "curves.png")
+    caption = figures.plot_learning_curves(tmp_path, summary, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").stat().st_size > 10_000 and "stopped by ASHA" in caption
     # An older history without the diverged column: the summary's statuses still mark the ends.
-    curves = {c.trial: c for c in report.learning_curves(history.drop(columns="diverged"), summary)}
+    curves = {c.trial: c for c in figures.learning_curves(history.drop(columns="diverged"), summary)}
     assert curves["b"].diverged_at == 2 and curves["b"].end_marker == "diverged"
 
 
@@ -166,12 +166,12 @@ def test_importances_of_the_search_study_cover_its_searched_parameters(finished)
     journal = (folder / "optuna.journal").read_bytes()
     space = yaml.safe_load((folder / "space.yaml").read_text())["space"]
     searched = {k for k, v in space.items() if isinstance(v, dict)}
-    study = report.load_study(folder / "optuna.journal", "tiny_lens")
+    study = figures.load_study(folder / "optuna.journal", "tiny_lens")
     assert len(study.trials) == summary_of(folder)["num_trials"]  # none diverged in this search
     assert (folder / "optuna.journal").read_bytes() == journal  # read from a copy, left as it was
-    found = report.param_importances(study)
-    assert found.n_trials == len(complete_trials(study)) >= report.PED_ANOVA_MIN_TRIALS
-    assert found.method == ("fANOVA" if found.n_trials >= report.FANOVA_MIN_TRIALS else "PED-ANOVA")
+    found = figures.param_importances(study)
+    assert found.n_trials == len(complete_trials(study)) >= figures.PED_ANOVA_MIN_TRIALS
+    assert found.method == ("fANOVA" if found.n_trials >= figures.FANOVA_MIN_TRIALS else "PED-ANOVA")
     assert found.values and set(found.values) <= searched
     assert sum(found.values.values()) == pytest.approx(1.0) and min(found.values.values()) >= 0
     assert list(found.values.values()) == sorted(found.values.values(), reverse=True)
@@ -186,7 +186,7 @@ def test_the_parameter_that_decides_the_value_is_the_most_important():
         trial.suggest_categorical("loss", ["bce", "focal"])
         return -abs(math.log10(lr) + 2.5)  # best at lr = 3e-3, whatever the rest
 
-    found = report.param_importances(make_study(objective))
+    found = figures.param_importances(make_study(objective))
     assert found.method == "fANOVA" and found.n_trials == 20 and not found.left_out
     assert next(iter(found.values)) == "lr" and found.values["lr"] > 0.8, found.values
     assert sum(found.values.values()) == pytest.approx(1.0)
@@ -198,7 +198,7 @@ def test_importances_fall_back_to_ped_anova_when_no_parameter_is_in_every_trial(
             return trial.suggest_float("a", 0.0, 1.0)
         return trial.suggest_float("b", 0.0, 1.0) ** 2
 
-    found = report.param_importances(make_study(objective))
+    found = figures.param_importances(make_study(objective))
     assert found.method == "PED-ANOVA" and set(found.values) == {"a", "b"}
     assert sum(found.values.values()) == pytest.approx(1.0)
 
@@ -209,43 +209,43 @@ def test_too_few_complete_trials_give_a_note_or_the_fallback():
     study.add_trial(create_trial(params={"x": 0.2}, distributions=distributions, value=0.5))
     study.add_trial(create_trial(params={"x": 0.7}, distributions=distributions, state=TrialState.PRUNED,
                                  intermediate_values={1: 0.3}))
-    with pytest.raises(report.Skipped, match="1 complete trial"):
-        report.param_importances(study)
+    with pytest.raises(figures.Skipped, match="1 complete trial"):
+        figures.param_importances(study)
     study.add_trial(create_trial(params={"x": 0.9}, distributions=distributions, value=0.8))
-    found = report.param_importances(study)  # two: too few for fANOVA, enough for PED-ANOVA
+    found = figures.param_importances(study)  # two: too few for fANOVA, enough for PED-ANOVA
     assert found.method == "PED-ANOVA" and set(found.values) == {"x"}
 
 
 # Parallel coordinates, ROC -----------------------------------------------------------------------
 
 def test_parallel_axes_scale_numbers_to_the_unit_range_and_space_categories_evenly():
-    lr = report.parallel_axis("lr", [1e-4, 1e-3, 1e-2])
+    lr = figures.parallel_axis("lr", [1e-4, 1e-3, 1e-2])
     assert lr.log and lr.positions == pytest.approx([0.0, 0.5, 1.0])
     assert lr.ticks[0] == (0.0, "0.0001") and lr.ticks[-1] == (1.0, "0.01")
-    gamma = report.parallel_axis("gamma", [0.8, 0.99, None, 0.9])  # a conditional parameter
+    gamma = figures.parallel_axis("gamma", [0.8, 0.99, None, 0.9])  # a conditional parameter
     assert not gamma.log and gamma.positions[:2] == pytest.approx([0.0, 1.0])
-    assert gamma.positions[2] == report.NA_POSITION and (report.NA_POSITION, "n/a") in gamma.ticks
-    assert report.parallel_axis("t0", [2, 4, 3]).ticks == [(0.0, "2"), (0.5, "3"), (1.0, "4")]
-    loss = report.parallel_axis("loss", ["focal", "bce", "bce", "dice"])
+    assert gamma.positions[2] == figures.NA_POSITION and (figures.NA_POSITION, "n/a") in gamma.ticks
+    assert figures.parallel_axis("t0", [2, 4, 3]).ticks == [(0.0, "2"), (0.5, "3"), (1.0, "4")]
+    loss = figures.parallel_axis("loss", ["focal", "bce", "bce", "dice"])
     assert loss.positions == [1.0, 0.0, 0.0, 0.5] and [t[1] for t in loss.ticks] == ["bce", "dice", "focal"]
 
 
 def test_parallel_coordinates_show_the_best_trials_over_what_varied(finished):
     summary = summary_of(results_of(finished))
-    trials, axes = report.parallel_data(summary)
+    trials, axes = figures.parallel_data(summary)
     varied = [k for k in dict.fromkeys(k for t in summary["trials"] for k in t["config"])
               if len({json.dumps(t["config"].get(k)) for t in summary["trials"]}) > 1]
     assert [a.name for a in axes] == varied + [summary["metric"]] and "epochs" not in varied
     assert trials[0]["trial_id"] == summary["best_trial"] and len(trials) == summary["num_trials"]
     for axis in axes:
-        assert all(p == report.NA_POSITION or 0.0 <= p <= 1.0 for p in axis.positions), axis
+        assert all(p == figures.NA_POSITION or 0.0 <= p <= 1.0 for p in axis.positions), axis
 
 
 def test_roc_curves_binary_from_the_test_predictions_and_multiclass_with_a_macro_average(finished):
     folder = results_of(finished)
     summary = summary_of(folder)
-    frame, names = report.read_predictions(folder, summary)
-    (label, _, _, area), = report.roc_curves(frame, names)
+    frame, names = figures.read_predictions(folder, summary)
+    (label, _, _, area), = figures.roc_curves(frame, names)
     assert label == f"class {names[1]}" and area == pytest.approx(summary["test"]["auc"])
 
     rng = np.random.default_rng(0)
@@ -255,7 +255,7 @@ def test_roc_curves_binary_from_the_test_predictions_and_multiclass_with_a_macro
     classes = ["galaxy", "lens", "star"]
     frame = pd.DataFrame({"true": np.array(classes)[truth],
                           **{f"p_{c}": scores[:, k] for k, c in enumerate(classes)}})
-    curves = report.roc_curves(frame, classes)
+    curves = figures.roc_curves(frame, classes)
     assert [c[0] for c in curves] == [f"class {c} vs rest" for c in classes] + ["macro average"]
     assert all(0.5 < c[3] <= 1.0 for c in curves)
 

@@ -1,0 +1,520 @@
+"""The figures of a search's report, each drawn from the results folder into one PNG.
+
+Each ``plot_*`` function takes the results folder, its summary and the PNG to write, and returns
+the figure's caption; it raises :class:`Skipped` with the reason when the results cannot give the
+figure. The data behind each figure is prepared by a small function of its own, for the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: the driver may run where there is no display
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+
+# The files search.results writes, named here rather than imported: that module loads torch and
+# timm, seconds of start-up a report does not need.
+SUMMARY_FILE = "summary.json"
+LEADERBOARD_FILE = "leaderboard.csv"
+HISTORY_FILE = "history.csv"
+STUDY_FILE = "optuna.journal"
+PREDICTIONS_FILE = "test_predictions.csv"
+MISCLASSIFIED_FILE = "misclassified.npz"
+
+PARALLEL_TRIALS = 15
+MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
+FANOVA_MIN_TRIALS = 3  # complete trials; fANOVA's forest on fewer is a coin toss
+PED_ANOVA_MIN_TRIALS = 2
+FEW_TRIALS = 10  # below this, importances are flagged as indicative only
+NA_POSITION = -0.14  # where a trial without a (conditional) parameter sits on its axis
+
+METRIC_LABELS = {"val_auc": "validation ROC AUC", "val_accuracy": "validation accuracy",
+                 "val_f1": "validation macro F1", "val_loss": "validation loss"}
+STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
+         "xtick.labelsize": 9, "ytick.labelsize": 9, "savefig.dpi": 150,
+         "axes.spines.top": False, "axes.spines.right": False}
+
+
+class Skipped(Exception):
+    """A figure these results cannot give; its message replaces the figure in the report."""
+
+
+def metric_label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+@contextlib.contextmanager
+def _figure(png: Path, **kwargs) -> Iterator[plt.Figure]:
+    """A figure saved to ``png`` when the block ends without an error, and closed in any case."""
+    fig = plt.figure(layout="constrained", **kwargs)
+    try:
+        yield fig
+        fig.savefig(png, bbox_inches="tight", facecolor="white")
+    finally:
+        plt.close(fig)
+
+
+def require(folder: Path, name: str) -> Path:
+    path = folder / name
+    if not path.is_file():
+        raise Skipped(f"no {name} in the results folder")
+    return path
+
+
+# Learning curves ---------------------------------------------------------------------------
+
+@dataclass
+class Curve:
+    """One trial's validation metric per epoch (finite, pre-divergence values only)."""
+
+    trial: str
+    status: str  # completed, stopped, diverged, error, or unknown (not in summary.json)
+    epochs: np.ndarray
+    values: np.ndarray
+    best: bool
+    diverged_at: int | None = None  # the epoch it diverged at
+
+    @property
+    def end_marker(self) -> str | None:
+        """How the end of the line is marked: ``stopped`` (by ASHA), ``diverged``, ``error``, or
+        None for a trial that ran its whole budget."""
+        return self.status if self.status in ("stopped", "diverged", "error") else None
+
+
+def learning_curves(history: pd.DataFrame, summary: dict[str, Any]) -> list[Curve]:
+    """Every trial's curve of the search metric from ``history.csv``, with its status from the summary.
+
+    Epochs flagged ``diverged`` report sentinel values (0 AUC, infinite loss), not measurements:
+    they are left out of the line, and the divergence is marked at its end.
+    """
+    metric = summary["metric"]
+    if metric not in history or "epoch" not in history:
+        raise Skipped(f"{HISTORY_FILE} has no {metric} per epoch")
+    status = {str(t["trial_id"]): t["status"] for t in summary.get("trials") or []}
+    diverged = (pd.to_numeric(history["diverged"], errors="coerce").fillna(0).astype(bool)
+                if "diverged" in history else pd.Series(False, index=history.index))
+    curves = []
+    for trial, rows in history.assign(_diverged=diverged).groupby("trial", sort=False):
+        rows = rows.sort_values("epoch")
+        values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(float)
+        keep = np.isfinite(values) & ~rows["_diverged"].to_numpy()
+        trial = str(trial)
+        diverged_at = rows.loc[rows["_diverged"], "epoch"].min() if rows["_diverged"].any() else None
+        if status.get(trial) == "diverged" and diverged_at is None:
+            diverged_at = rows["epoch"].max()
+        curves.append(Curve(trial, status.get(trial, "unknown"), rows["epoch"].to_numpy(int)[keep],
+                            values[keep], trial == summary.get("best_trial"),
+                            None if diverged_at is None else int(diverged_at)))
+    if not curves:
+        raise Skipped(f"{HISTORY_FILE} holds no epochs")
+    return curves
+
+
+def read_history(folder: Path) -> pd.DataFrame:
+    return pd.read_csv(require(folder, HISTORY_FILE), dtype={"trial": str})
+
+
+LINE_STYLES = {"completed": {"color": "tab:blue", "ls": "-", "alpha": 0.55},
+               "stopped": {"color": "0.45", "ls": "-", "alpha": 0.6},
+               "diverged": {"color": "tab:red", "ls": "--", "alpha": 0.7},
+               "error": {"color": "tab:purple", "ls": ":", "alpha": 0.7},
+               "unknown": {"color": "0.6", "ls": ":", "alpha": 0.6}}
+END_MARKERS = {"stopped": {"marker": "o", "color": "tab:orange", "mec": "white", "ms": 5.5},
+               "diverged": {"marker": "X", "color": "tab:red", "mec": "white", "ms": 8},
+               "error": {"marker": "x", "color": "tab:purple", "mec": "tab:purple", "ms": 7}}
+
+
+def plot_learning_curves(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    curves = learning_curves(read_history(folder), summary)
+    metric, asha = summary["metric"], summary.get("scheduler") == "asha"
+    stop_label = "stopped by ASHA" if asha else "stopped early"
+    budget = max([int(summary.get("epochs") or 1)] + [int(c.epochs.max()) for c in curves if len(c.epochs)])
+    with _figure(png, figsize=(8.5, 4.6)) as fig:
+        ax = fig.add_subplot()
+        rungs = sorted({int(c.epochs[-1]) for c in curves if c.status == "stopped" and len(c.epochs)})
+        for epoch in rungs:
+            ax.axvline(epoch, color="0.88", lw=1, zorder=0)
+        for curve in sorted(curves, key=lambda c: c.best):  # the best one drawn last, on top
+            style = dict(LINE_STYLES.get(curve.status, LINE_STYLES["unknown"]))
+            if curve.best:
+                style.update(color="black", alpha=1.0, lw=2.4)
+            ax.plot(curve.epochs, curve.values, lw=style.pop("lw", 1.2), zorder=3 if curve.best else 2,
+                    marker="." if len(curve.epochs) == 1 else None, **style)
+            marker = END_MARKERS.get(curve.end_marker or "")
+            if marker and len(curve.epochs):
+                x = curve.diverged_at if curve.status == "diverged" else curve.epochs[-1]
+                edge = 0.6 if marker["mec"] == "white" else 1.5  # a white rim, or the stroke of an x
+                ax.plot(x, curve.values[-1], ls="none", zorder=4, mew=edge, **marker)
+            elif marker:  # diverged before a single finite value: marked at the axis' foot
+                ax.plot(curve.diverged_at or 1, 0.02, ls="none", transform=ax.get_xaxis_transform(),
+                        zorder=4, **marker)
+            if curve.best and len(curve.values):
+                at = int(np.argmax(curve.values) if summary.get("mode") == "max" else np.argmin(curve.values))
+                ax.plot(curve.epochs[at], curve.values[at], marker="*", ms=13, color="gold", mec="black",
+                        ls="none", zorder=5)
+        counts = {s: sum(c.status == s for c in curves) for s in LINE_STYLES}
+        handles = []
+        for status, n in counts.items():
+            if n:  # a line with its end marker in the middle, as legends draw them
+                end = END_MARKERS.get(status)
+                marker = {} if end is None else {"marker": end["marker"], "mfc": end["color"],
+                                                 "mec": end["color"], "ms": end["ms"]}
+                line = {k: v for k, v in LINE_STYLES[status].items() if k != "alpha"}
+                handles.append(Line2D([], [], lw=1.5, **line, **marker,
+                                      label=f"{stop_label if status == 'stopped' else status} ({n})"))
+        best = next((c for c in curves if c.best), None)
+        if best is not None:
+            handles.append(Line2D([], [], color="black", lw=2.4, marker="*", ms=11, mfc="gold",
+                                  label=f"best trial {best.trial}"))
+        if rungs and asha:
+            handles.append(Line2D([], [], color="0.88", lw=3, label="ASHA rungs (stop epochs)"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.set(xlabel="epoch", ylabel=metric_label(metric), xlim=(0.8, budget + 0.2),
+               title=f"Learning curves of {len(curves)} trials, search {summary.get('name', '')}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(axis="y", color="0.93")
+    stopped = counts["stopped"]
+    return (f"{metric} on the validation split after every epoch; {stopped} trial(s) {stop_label} "
+            f"(orange dots, at the rungs' epochs), the best trial in black, its best epoch starred."
+            if stopped else f"{metric} on the validation split after every epoch; the best trial in black.")
+
+
+# Parameter importances ---------------------------------------------------------------------
+
+@dataclass
+class Importances:
+    values: dict[str, float]  # parameter -> importance, summing to 1, most important first
+    method: str  # fANOVA or PED-ANOVA
+    n_trials: int  # the complete trials they come from
+    left_out: list[str]  # the study's parameters not assessed (fANOVA: not set in every complete trial)
+
+
+@contextlib.contextmanager
+def _quiet_optuna() -> Iterator[None]:
+    """Optuna's info lines and warnings (experimental arguments, few trials) held back, and its
+    verbosity restored after: the driver calling this has its own."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def load_study(path: Path, name: str | None = None):
+    """The Optuna study in a journal file, as an in-memory copy without its diverged trials.
+
+    The journal is read from a copy: opening one appends to it, and the results folder may be
+    read-only. Diverged trials hold sentinel values (0 AUC, infinite loss), not results: left out.
+    """
+    import optuna
+
+    with tempfile.TemporaryDirectory() as scratch, _quiet_optuna():
+        copy = Path(scratch) / path.name
+        shutil.copyfile(path, copy)
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(copy)))
+        names = [s.study_name for s in storage.get_all_studies()]
+        if not names:
+            raise Skipped(f"{path.name} holds no study")
+        study = optuna.load_study(study_name=name if name in names else names[0], storage=storage)
+        memory = optuna.create_study(directions=study.directions)
+        memory.add_trials([t for t in study.trials if not t.user_attrs.get("diverged")
+                           and all(math.isfinite(v) for v in (t.values or []))])
+    return memory
+
+
+def param_importances(study) -> Importances:
+    """Parameter importances on the study's COMPLETE trials: fANOVA (seed 0), or PED-ANOVA when
+    fANOVA cannot tell (too few trials, no parameter present in every trial, an error).
+
+    Raises:
+        Skipped: neither can, with the reason.
+    """
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len({t.value for t in complete}) < 2:
+        raise Skipped(f"{len(complete)} complete trial(s) with {len({t.value for t in complete})} distinct "
+                      "value(s): too few for parameter importances")
+    seen = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in t.params))
+    problems = []
+    for method, evaluator, least in (("fANOVA", FanovaImportanceEvaluator(seed=0), FANOVA_MIN_TRIALS),
+                                     ("PED-ANOVA", PedAnovaImportanceEvaluator(), PED_ANOVA_MIN_TRIALS)):
+        if len(complete) < least:
+            problems.append(f"{method} needs {least} complete trials, the study has {len(complete)}")
+            continue
+        try:
+            with _quiet_optuna():  # normalize=False, to see an all-zero result, is experimental
+                raw = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=False)
+        except Exception as err:  # any failure here means: try the next evaluator
+            problems.append(f"{method} failed ({type(err).__name__}: {err})")
+            continue
+        total = sum(float(v) for v in raw.values())
+        if not raw or not math.isfinite(total) or total <= 0:
+            problems.append(f"{method} found no parameter to assess" if not raw
+                            else f"{method} cannot tell the parameters apart")
+            continue
+        values = dict(sorted(((k, float(v) / total) for k, v in raw.items()), key=lambda kv: -kv[1]))
+        return Importances(values, method, len(complete), [k for k in seen if k not in values])
+    raise Skipped("no parameter importances: " + "; ".join(problems))
+
+
+def plot_importance(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    path = require(folder, STUDY_FILE)
+    found = param_importances(load_study(path, summary.get("name")))
+    names, values = list(found.values)[::-1], list(found.values.values())[::-1]
+    with _figure(png, figsize=(6.5, 0.9 + 0.38 * len(names))) as fig:
+        ax = fig.add_subplot()
+        bars = ax.barh(names, values, color="tab:blue", height=0.6)
+        ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3, fontsize=9)
+        ax.set(xlabel="importance (normalized to sum 1)", xlim=(0, max(values) * 1.18),
+               title=f"{found.method} importance for {summary['metric']} ({found.n_trials} complete trials)")
+    caption = f"{found.method} on the {found.n_trials} complete trials of the Optuna study"
+    if found.method == "PED-ANOVA":
+        caption += " (fANOVA could not run on them)"
+    if found.left_out:
+        caption += f"; not assessed (not set in every complete trial): {', '.join(found.left_out)}"
+    if found.n_trials < FEW_TRIALS:
+        caption += f". Fewer than {FEW_TRIALS} trials: indicative only"
+    return caption + "."
+
+
+# Parallel coordinates ----------------------------------------------------------------------
+
+@dataclass
+class Axis:
+    name: str
+    positions: list[float]  # one per trial, in [0, 1], or NA_POSITION when the trial lacks it
+    ticks: list[tuple[float, str]]  # (position, label of the real value)
+    log: bool = False
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parallel_axis(name: str, values: list[Any]) -> Axis:
+    """One axis: numbers scaled to [0, 1] (log when positive and spanning over a decade) with
+    ticks in real values; anything else as evenly spaced categories. None means absent."""
+    present = [v for v in values if v is not None]
+    na = [(NA_POSITION, "n/a")] if len(present) < len(values) else []
+    if present and all(is_number(v) for v in present):
+        low, high = min(present), max(present)
+        log = low > 0 and high / low > 10
+        scale = (lambda v: math.log10(v)) if log else (lambda v: float(v))
+        lo, hi = scale(low), scale(high)
+        span = hi - lo
+
+        def position(v):
+            return NA_POSITION if v is None else (0.5 if span == 0 else (scale(v) - lo) / span)
+
+        distinct = sorted(set(present))
+        if span == 0:
+            ticks = [(0.5, f"{low:.3g}")]
+        elif all(isinstance(v, int) for v in present) and len(distinct) <= 6:
+            ticks = [(position(v), str(v)) for v in distinct]
+        else:
+            ticks = [(t, f"{(10 ** (lo + t * span) if log else lo + t * span):.3g}")
+                     for t in np.linspace(0, 1, 5)]
+        return Axis(name, [position(v) for v in values], ticks + na, log)
+    categories = sorted({str(v) for v in present})
+    spot = {c: (0.5 if len(categories) == 1 else i / (len(categories) - 1)) for i, c in enumerate(categories)}
+    return Axis(name, [NA_POSITION if v is None else spot[str(v)] for v in values],
+                [(p, c) for c, p in spot.items()] + na)
+
+
+def searched_parameters(trials: list[dict[str, Any]]) -> list[str]:
+    """The configuration keys whose value differs between trials (or that some trials lack)."""
+    keys = list(dict.fromkeys(k for t in trials for k in (t.get("config") or {})))
+    return [k for k in keys
+            if len({json.dumps((t.get("config") or {}).get(k), sort_keys=True, default=str)
+                    for t in trials}) > 1]
+
+
+def parallel_data(summary: dict[str, Any], top: int = PARALLEL_TRIALS) -> tuple[list[dict], list[Axis]]:
+    """The ``top`` best trials with a value (best first) and one axis per searched parameter,
+    then the metric."""
+    trials = [t for t in summary.get("trials") or [] if is_number(t.get("best"))]
+    if len(trials) < 2:
+        raise Skipped(f"{len(trials)} trial(s) with a value: nothing to compare")
+    params = searched_parameters(summary.get("trials") or [])
+    if not params:
+        raise Skipped("no parameter varies across the trials")
+    trials.sort(key=lambda t: -t["best"] if summary.get("mode") == "max" else t["best"])
+    trials = trials[:top]
+    axes = [parallel_axis(p, [(t.get("config") or {}).get(p) for t in trials]) for p in params]
+    return trials, axes + [parallel_axis(summary["metric"], [t["best"] for t in trials])]
+
+
+def plot_parallel_coordinates(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    trials, axes = parallel_data(summary)
+    metric, maximize = summary["metric"], summary.get("mode") == "max"
+    values = np.array([t["best"] for t in trials])
+    cmap = plt.get_cmap("viridis" if maximize else "viridis_r")
+    norm = plt.Normalize(values.min(), values.max() if values.max() > values.min() else values.min() + 1e-9)
+    with _figure(png, figsize=(max(6.5, 1.45 * len(axes) + 1.5), 4.8)) as fig:
+        ax = fig.add_subplot()
+        x = np.arange(len(axes))
+        for i in reversed(range(len(trials))):  # the best trial drawn last, on top
+            ax.plot(x, [a.positions[i] for a in axes], color=cmap(norm(values[i])),
+                    lw=2.6 if i == 0 else 1.4, alpha=1.0 if i == 0 else 0.8, zorder=3 if i == 0 else 2)
+        for k, axis in enumerate(axes):
+            ax.axvline(k, color="0.25", lw=1, zorder=1)
+            for y, label in axis.ticks:
+                ax.plot([k - 0.03, k], [y, y], color="0.25", lw=1, zorder=1)
+                ax.text(k - 0.05, y, label, ha="right", va="center", fontsize=8, zorder=4,
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+            ax.text(k, 1.07, axis.name + (" (log)" if axis.log else ""), ha="center", va="bottom",
+                    fontsize=9.5, fontweight="bold" if k == len(axes) - 1 else None)
+        ax.set(xlim=(-0.6, len(axes) - 0.6), ylim=(NA_POSITION - 0.06, 1.15))
+        ax.axis("off")
+        colorbar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.02, shrink=0.85)
+        colorbar.set_label(f"{metric} (best epoch)")
+        ax.set_title(f"Top {len(trials)} trials by {metric}", pad=24)
+    return (f"The {len(trials)} best trials over the {len(axes) - 1} searched parameters and {metric}; "
+            "the thickest line is the best trial, n/a marks a parameter the trial's configuration lacks.")
+
+
+# Test split: ROC and confusion matrix ------------------------------------------------------
+
+def read_predictions(folder: Path, summary: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
+    frame = pd.read_csv(require(folder, PREDICTIONS_FILE), dtype={"true": str, "predicted": str})
+    names = [str(c) for c in ((summary.get("test") or {}).get("class_names") or [])]
+    if not names or not all(f"p_{c}" in frame for c in names):
+        names = [c[2:] for c in frame.columns if c.startswith("p_")]
+    if len(names) < 2:
+        raise Skipped(f"{PREDICTIONS_FILE} has fewer than two class-probability columns")
+    return frame, names
+
+
+def roc_curves(frame: pd.DataFrame,
+               class_names: list[str]) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
+    """``(label, false positive rates, true positive rates, AUC)``: binary, one curve for the
+    second (positive) class; multi-class, one-vs-rest per class present, then their macro average."""
+    from sklearn.metrics import auc, roc_curve
+
+    positives = class_names[1:] if len(class_names) == 2 else class_names
+    curves = []
+    for name in positives:
+        truth = (frame["true"] == name).to_numpy()
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth, frame[f"p_{name}"].to_numpy(float))
+        label = f"class {name}" + (" vs rest" if len(class_names) > 2 else "")
+        curves.append((label, fpr, tpr, auc(fpr, tpr)))
+    if not curves:
+        present = sorted(frame["true"].unique())
+        raise Skipped(f"the test split holds only class {', '.join(present)}: no ROC curve")
+    if len(class_names) > 2 and len(curves) > 1:
+        grid = np.unique(np.concatenate([c[1] for c in curves]))
+        mean = np.mean([np.interp(grid, fpr, tpr) for _, fpr, tpr, _ in curves], axis=0)
+        curves.append(("macro average", grid, mean, auc(grid, mean)))
+    return curves
+
+
+def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    frame, names = read_predictions(folder, summary)
+    curves = roc_curves(frame, names)
+    with _figure(png, figsize=(5.2, 5.0)) as fig:
+        ax = fig.add_subplot()
+        for k, (label, fpr, tpr, area) in enumerate(curves):
+            macro = label == "macro average"
+            ax.plot(fpr, tpr, lw=2.2 if macro or len(curves) == 1 else 1.5, ls="--" if macro else "-",
+                    color="black" if macro else f"C{k}", label=f"{label} (AUC = {area:.3f})")
+        if len(names) == 2:  # where the model's argmax decisions sit on the curve
+            positive, truth = names[1], frame["true"] == names[1]
+            chosen = frame["predicted"] == positive
+            ax.plot(chosen[~truth].mean(), chosen[truth].mean(), "o", color="tab:red", ms=7,
+                    label="argmax decision")
+        ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1, label="chance (AUC = 0.5)")
+        ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(-0.01, 1.01),
+               ylim=(-0.01, 1.01), aspect="equal", title=f"ROC, best model, test split (n = {len(frame)})")
+        ax.legend(loc="lower right")
+        ax.grid(color="0.93")
+    kind = f"positive class {names[1]}" if len(names) == 2 else "each class against the rest"
+    return f"The best model's ROC on the {len(frame)} test images ({kind})."
+
+
+def plot_confusion_matrix(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    frame, names = read_predictions(folder, summary)
+    counts = confusion_matrix(frame["true"], frame["predicted"], labels=names)
+    rows = counts.sum(axis=1, keepdims=True)
+    fractions = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
+    size = 3.2 + 0.55 * len(names)
+    with _figure(png, figsize=(size + 1.2, size)) as fig:
+        ax = fig.add_subplot()
+        display = ConfusionMatrixDisplay(fractions, display_labels=names)
+        display.plot(ax=ax, cmap="Blues", values_format=".2f", colorbar=True, im_kw={"vmin": 0, "vmax": 1},
+                     xticks_rotation=45 if max(len(n) for n in names) > 6 else "horizontal")
+        for (i, j), text in np.ndenumerate(display.text_):
+            text.set_text(f"{counts[i, j]}\n{fractions[i, j]:.0%}")
+            text.set_fontsize(11 if len(names) <= 4 else 8)
+        display.im_.colorbar.set_label("fraction of the true class (row)")
+        ax.set(xlabel="predicted class", ylabel="true class",
+               title=f"Confusion matrix, test split (n = {len(frame)})")
+    return ("Counts, and the fraction of each true class (rows sum to 100%), for the best model on the "
+            "test split.")
+
+
+# Misclassified images ----------------------------------------------------------------------
+
+def displayable(image: np.ndarray) -> np.ndarray:
+    """An (H, W) or (H, W, 3) picture in [0, 1]: the first channel, or RGB when there are three,
+    scaled to the image's own min and max."""
+    image = np.asarray(image, dtype=float)
+    if image.ndim == 3:
+        image = np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0]
+    low, high = np.nanmin(image), np.nanmax(image)
+    return np.clip((image - low) / (high - low), 0, 1) if high > low else np.zeros_like(image)
+
+
+def plot_misclassified(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    with np.load(require(folder, MISCLASSIFIED_FILE)) as data:
+        images, true, predicted = data["images"], data["true"], data["predicted"]
+        confidence = data["confidence"] if "confidence" in data else np.full(len(images), np.nan)
+    if len(images) == 0:
+        raise Skipped("the best model misclassified no test image")
+    shown = min(len(images), MISCLASSIFIED_GRID ** 2)
+    columns = min(MISCLASSIFIED_GRID, math.ceil(math.sqrt(shown)))
+    rows = math.ceil(shown / columns)
+    # Long class names: true and predicted class on lines of their own, in a wider cell.
+    titles = [f"{t} → {p}" if len(f"{t}{p}") <= 14 else f"{t}\n→ {p}" for t, p in zip(true, predicted)]
+    longest = max(len(line) for title in titles[:shown] for line in title.splitlines())
+    width, height = max(1.55, 0.085 * longest + 0.3), 1.7 + 0.16 * max(t.count("\n") for t in titles[:shown])
+    with _figure(png, figsize=(width * columns, height * rows + 0.4)) as fig:
+        grid = fig.subplots(rows, columns, squeeze=False)
+        for k, ax in enumerate(grid.flat):
+            ax.axis("off")
+            if k >= shown:
+                continue
+            picture = displayable(images[k])
+            ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, interpolation="nearest")
+            ax.set_title(f"{titles[k]}\np = {confidence[k]:.2f}", fontsize=8)
+        fig.suptitle(f"The best model's {shown} most confident mistakes on the test split", fontsize=11)
+    return (f"The {shown} test images the best model gets wrong with the highest confidence: true → "
+            "predicted class, and the predicted class' probability; each image scaled to its own range.")
+
+
