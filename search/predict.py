@@ -26,11 +26,12 @@ import yaml
 
 from search.results import MODEL_FILE
 from trainable.data import DataConfig, apply_normalization
-from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decode_images
+from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decodable, decode_images
 from trainable.errors import DataError, UserError, exit_on_user_error
 from trainable.export import ExportedModel, load_model
 
-IMAGE_SUFFIXES = (".npy", *FITS_SUFFIXES, *RASTER_SUFFIXES)  # what read_image decodes
+# What read_image decodes (decode.decodable), for messages.
+IMAGE_SUFFIXES = (".npy", *FITS_SUFFIXES, *(s + ".gz" for s in FITS_SUFFIXES), *RASTER_SUFFIXES)
 PREDICTIONS_FILE = "predictions.csv"
 SPACE_COPY = "space.yaml"  # search.run.SPACE_COPY (not imported: search.run imports Ray)
 _FILES_PER_STEP = 1024  # decoded at a time: bounds memory on large folders
@@ -46,7 +47,7 @@ def list_images(paths: list[str]) -> list[Path]:
     files = []
     for given in map(Path, paths):
         if given.is_dir():
-            found = sorted((p for p in given.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            found = sorted((p for p in given.rglob("*") if p.is_file() and decodable(p)
                             and not any(part.startswith((".", "__")) for part in p.relative_to(given).parts)),
                            key=lambda p: _natural(p.relative_to(given)))
             if not found:

@@ -56,6 +56,21 @@ def test_reproduces_the_test_split(finished, test_split, tmp_path):
     assert f"{len(test_split)} images" in proc.stdout and str(out) in proc.stdout
 
 
+def test_gzipped_fits_files_in_a_folder_are_classified_like_the_plain_ones(finished, test_split, tmp_path):
+    import gzip
+
+    workdir, _ = finished
+    first = [Path(f) for f in test_split["file"][:3]]
+    (tmp_path / "gz").mkdir()
+    for path in first:
+        (tmp_path / "gz" / (path.name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
+    predict_ok(workdir, RESULTS, str(tmp_path / "gz"), "--out", str(tmp_path / "gz.csv"))
+    predict_ok(workdir, RESULTS, *map(str, first), "--out", str(tmp_path / "plain.csv"))
+    gz, plain = pd.read_csv(tmp_path / "gz.csv"), pd.read_csv(tmp_path / "plain.csv")
+    assert [Path(f).name for f in gz["file"]] == [p.name + ".gz" for p in first]
+    np.testing.assert_array_equal(gz.drop(columns="file").to_numpy(), plain.drop(columns="file").to_numpy())
+
+
 def test_a_folder_gives_one_row_per_image_in_natural_order(finished):
     workdir, _ = finished
     files = workdir / "data/tiny_lens/files"

@@ -1,7 +1,7 @@
 """Decoding image files into float32 (C, H, W) arrays, in parallel, and stacking them.
 
-Decoders are chosen by file suffix: ``.npy`` (NumPy), ``.fits``/``.fit``/``.fts`` (astropy) and
-the raster formats Pillow reads. 8- and 16-bit rasters are scaled to [0, 1]; NumPy and FITS values
+Decoders are chosen by file suffix: ``.npy`` (NumPy), ``.fits``/``.fit``/``.fts`` (astropy; also
+gzipped, ``.fits.gz``, as survey archives ship them) and the raster formats Pillow reads. 8- and 16-bit rasters are scaled to [0, 1]; NumPy and FITS values
 are kept as they are. Decoding workers never touch torch: only resizing (in
 :func:`stack_images`) uses it, in the calling process.
 """
@@ -85,9 +85,22 @@ def read_raster(path: Path) -> np.ndarray:
     return array
 
 
+def image_suffix(path: Path) -> str:
+    """The suffix that picks a file's decoder: ``.fits`` for ``x.fits.gz``, else the last one."""
+    suffixes = [s.lower() for s in path.suffixes[-2:]]
+    if len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in FITS_SUFFIXES:
+        return suffixes[0]
+    return path.suffix.lower()
+
+
+def decodable(path: Path) -> bool:
+    """Whether :func:`read_image` has a decoder for ``path``."""
+    return image_suffix(path) in (".npy", *FITS_SUFFIXES, *RASTER_SUFFIXES)
+
+
 def read_image(path: Path, hdu: int = 0) -> np.ndarray:
     """Decode one file into a float32 (C, H, W) array."""
-    suffix = path.suffix.lower()
+    suffix = image_suffix(path)
     if suffix == ".npy":
         array = read_npy(path)
     elif suffix in FITS_SUFFIXES:

@@ -87,3 +87,5 @@ def apply_normalization(images: np.ndarray, record: dict[str, Any]) -> None:
         asinh_(images)
     elif record["method"] == "standardize":
         standardize_(images, np.asarray(record["mean"]), np.asarray(record["std"]))
+    elif record["method"] != "none":  # a record from a newer version: never silently skip it
+        raise ValueError(f"unknown normalization {record['method']!r}")

@@ -142,3 +142,18 @@ def test_parallel_decoding_matches_serial_and_handles_odd_shapes(tmp_path):
     assert serial.files == parallel.files
     i = parallel.files.index(str(root / "b" / "50.npy"))
     assert np.allclose(parallel.images[i].numpy(), 3.0)
+
+
+def test_gzipped_fits_files_decode_like_plain_ones(tmp_path):
+    import gzip
+
+    from astropy.io import fits
+
+    from trainable.data.decode import decodable, read_image
+
+    image = np.arange(36, dtype=np.float32).reshape(6, 6)
+    fits.writeto(tmp_path / "a.fits", image)
+    (tmp_path / "a.fits.gz").write_bytes(gzip.compress((tmp_path / "a.fits").read_bytes()))
+    assert np.array_equal(read_image(tmp_path / "a.fits.gz"), read_image(tmp_path / "a.fits"))
+    assert decodable(tmp_path / "a.fits.gz") and decodable(tmp_path / "b.FIT.GZ")
+    assert not decodable(tmp_path / "a.csv.gz") and not decodable(tmp_path / "notes.txt")

@@ -109,3 +109,11 @@ def test_asinh_keeps_a_faint_feature_that_minmax_flattens():
     minmax_(scaled)
     contrast = lambda im: im[0, 0, 5].mean() - np.median(im)  # noqa: E731
     assert contrast(stretched) > 0.2 and contrast(scaled) < 0.01
+
+
+def test_an_unknown_normalization_record_is_refused():
+    images = np.ones((2, 1, 4, 4), dtype=np.float32)
+    with pytest.raises(ValueError, match="unknown normalization 'zscale'"):
+        apply_normalization(images, {"method": "zscale"})
+    apply_normalization(images, {"method": "none"})
+    assert (images == 1).all()
