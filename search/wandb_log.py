@@ -151,6 +151,8 @@ class WandbCallback(Callback):
         """The last epoch's validation ROC curve, confusion matrix and misclassified images."""
         import wandb
 
+        from search.figures import displayable
+
         images, rows, labels, class_names = self.validation
         with checkpoint.as_directory() as folder:
             path = Path(folder) / VAL_PROBABILITIES_FILE
@@ -162,7 +164,7 @@ class WandbCallback(Callback):
         wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:self.MISCLASSIFIED_ROWS]
         table = wandb.Table(columns=["image", "true", "predicted", "confidence", "index"])
         for i in wrong:
-            table.add_data(wandb.Image(_displayable(images[rows[i]])), class_names[labels[i]],
+            table.add_data(wandb.Image(displayable(images[rows[i]])), class_names[labels[i]],
                            class_names[predicted[i]], float(probabilities[i, predicted[i]]), int(i))
         run.log({
             "val_roc": wandb.plot.roc_curve(labels, probabilities, labels=list(class_names),
@@ -222,13 +224,6 @@ class WandbCallback(Callback):
             self._queue.put((None, ()))
             self._thread.join()
             self._thread = self._queue = None
-
-
-def _displayable(image: np.ndarray) -> np.ndarray:
-    """A (C, H, W) normalized image as W&B shows it: grey (the first channel) or RGB, in [0, 1]."""
-    image = image[:3].transpose(1, 2, 0) if image.shape[0] == 3 else image[0]
-    low, high = float(image.min()), float(image.max())
-    return (image - low) / (high - low) if high > low else np.zeros_like(image)
 
 
 def log_search_summary(project: str, entity: str | None, group: str, mode: str, folder: Path,
