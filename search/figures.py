@@ -27,14 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
-# The files search.results writes, named here rather than imported: that module loads torch and
-# timm, seconds of start-up a report does not need.
-SUMMARY_FILE = "summary.json"
-LEADERBOARD_FILE = "leaderboard.csv"
-HISTORY_FILE = "history.csv"
-STUDY_FILE = "optuna.journal"
-PREDICTIONS_FILE = "test_predictions.csv"
-MISCLASSIFIED_FILE = "misclassified.npz"
+from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STUDY_FILE  # noqa: E402
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images

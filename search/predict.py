@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 import yaml
 
-from search.results import MODEL_FILE
+from search.files import MODEL_FILE, SPACE_COPY
 from trainable.data import DataConfig, apply_normalization
 from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decodable, decode_images
 from trainable.errors import DataError, UserError, exit_on_user_error
@@ -33,7 +33,6 @@ from trainable.export import ExportedModel, load_model
 # What read_image decodes (decode.decodable), for messages.
 IMAGE_SUFFIXES = (".npy", *FITS_SUFFIXES, *(s + ".gz" for s in FITS_SUFFIXES), *RASTER_SUFFIXES)
 PREDICTIONS_FILE = "predictions.csv"
-SPACE_COPY = "space.yaml"  # search.run.SPACE_COPY (not imported: search.run imports Ray)
 _FILES_PER_STEP = 1024  # decoded at a time: bounds memory on large folders
 
 

@@ -32,9 +32,10 @@ from typing import Any, Callable
 import pandas as pd
 import matplotlib.pyplot as plt
 
-from search.figures import (LEADERBOARD_FILE, STYLE, SUMMARY_FILE, Skipped, is_number, plot_confusion_matrix,
+from search.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
                             plot_importance, plot_learning_curves, plot_misclassified,
                             plot_parallel_coordinates, plot_roc, require)
+from search.files import LEADERBOARD_FILE, REPORT_FOLDER, SUMMARY_FILE
 from trainable.errors import UserError, exit_on_user_error
 
 
@@ -201,7 +202,7 @@ def write_report(folder: Path, out: Path | None = None) -> Path:
     """
     folder = Path(folder)
     summary = read_summary(folder)
-    out = Path(out) if out is not None else folder / "report"
+    out = Path(out) if out is not None else folder / REPORT_FOLDER
     out.mkdir(parents=True, exist_ok=True)
     with plt.rc_context(STYLE):
         parts = [_attempt("Summary", lambda: header_html(summary))[0], "<h2>Leaderboard</h2>",

@@ -27,16 +27,13 @@ import pandas as pd
 import yaml
 from sklearn.metrics import confusion_matrix
 
+from search.files import (BEST_CONFIG_FILE, HISTORY_FILE, LEADERBOARD_FILE, MISCLASSIFIED_FILE, MODEL_FILE,
+                          PREDICTIONS_FILE, STUDY_FILE, SUMMARY_FILE)
 from search.space import Distribution, Space
 from trainable.data import ImageDataset
 from trainable.export import export_model, load_model
 from trainable.train import classification_metrics
 
-MODEL_FILE = "best_model.pt"
-STUDY_FILE = "optuna.journal"
-HISTORY_FILE = "history.csv"
-PREDICTIONS_FILE = "test_predictions.csv"
-MISCLASSIFIED_FILE = "misclassified.npz"
 
 
 def _finite(value: Any) -> float | None:
@@ -179,12 +176,14 @@ def export_study(experiment_path: str, folder: Path, study_name: str) -> Path | 
 
     remote = download_matching(experiment_path, "searcher-state-") if is_uri(experiment_path) else None
     local = remote.name if remote is not None else experiment_path
-    if not Path(local).is_dir() or not list(Path(local).glob("searcher-state-*.pkl")):
-        return None
-    searcher = PruningOptunaSearch(max_epochs=1)
-    searcher.restore_from_dir(local)
-    if remote is not None:
-        remote.cleanup()
+    try:
+        if not Path(local).is_dir() or not list(Path(local).glob("searcher-state-*.pkl")):
+            return None
+        searcher = PruningOptunaSearch(max_epochs=1)
+        searcher.restore_from_dir(local)
+    finally:
+        if remote is not None:
+            remote.cleanup()
     study = searcher._ot_study  # Ray's searcher keeps it private; its state is this pickle
     out = folder / STUDY_FILE
     out.unlink(missing_ok=True)
@@ -218,7 +217,7 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
     folder.mkdir(parents=True, exist_ok=True)
     records = trial_records(grid, space)
     ranked = rank(records, space.mode)
-    leaderboard(records, space, top=None).to_csv(folder / "leaderboard.csv", index=False)
+    leaderboard(records, space, top=None).to_csv(folder / LEADERBOARD_FILE, index=False)
     write_history(grid, folder)
     summary: dict[str, Any] = {
         "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
@@ -247,14 +246,14 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         summary.update(best_trial=best["trial_id"], best_config=best["config"],
                        best_val={space.metric: best["best"], "epoch": best_epoch},
                        test=test, model=str(model_path))
-        (folder / "best_config.yaml").write_text(
+        (folder / BEST_CONFIG_FILE).write_text(
             f"# The best configuration of search {name!r} (trial {best['trial_id']}, "
             f"{space.metric} {best['best']:.4f}).\n# Retrain it: python -m search.run "
-            f"{folder / 'best_config.yaml'}\n"
+            f"{folder / BEST_CONFIG_FILE}\n"
             + yaml.safe_dump(best_config_file(space, best["config"], name), sort_keys=False))
     summary["study"] = export_study(experiment_path, folder, name) and str(folder / STUDY_FILE)
     summary["trials"] = [{k: v for k, v in r.items() if k != "path"} for r in records]
-    partial = folder / "summary.json.partial"
+    partial = folder / f"{SUMMARY_FILE}.partial"
     partial.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
-    partial.replace(folder / "summary.json")
+    partial.replace(folder / SUMMARY_FILE)
     return summary

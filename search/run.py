@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from search import cluster
+from search.files import REPORT_FOLDER, SPACE_COPY, SUMMARY_FILE
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
@@ -34,7 +35,6 @@ from search.wandb_log import WandbCallback, has_api_key, log_search_summary, res
 from trainable.data import load_dataset
 from trainable.errors import UserError, exit_on_user_error
 
-SPACE_COPY = "space.yaml"  # the resolved space file a search was started with, for --resume
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -93,15 +93,13 @@ def cluster_has_gpu() -> bool:
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
-def check_resources(space: Space, local: bool) -> None:
+def check_resources(space: Space, nodes: list[dict], local: bool) -> None:
     """A trial fits on at least one node. On a Ray of our own none ever will: stop. A cluster
     may add one (its autoscaler): say so, and let the trials wait."""
-    import ray
-
     cpu, gpu = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    if not any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in nodes):
-        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+    resources = [n.get("Resources", {}) for n in nodes]
+    if not any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in resources):
+        largest = max(resources, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
         problem = (f"a trial needs cpu {cpu}, gpu {gpu}; the largest node has {largest.get('CPU', 0):g} CPUs "
                    f"and {largest.get('GPU', 0):g} GPUs")
         if local:
@@ -110,13 +108,12 @@ def check_resources(space: Space, local: bool) -> None:
               "autoscaler to add one (Ctrl-C to stop)", flush=True)
 
 
-def start_ray(address: str | None) -> list[dict]:
-    """Join the cluster at ``--address`` or ``$RAY_ADDRESS``, or start a Ray of our own on this
-    machine (``local``: never attach by accident to a cluster someone started here with ``ray
-    start``); say which, and return its nodes."""
+def start_ray(target: str) -> list[dict]:
+    """Join the cluster at ``target`` (see :func:`search.cluster.ray_address`), or, for
+    ``local``, start a Ray of our own on this machine (never attached by accident to a cluster
+    someone started here with ``ray start``); say which, and return its nodes."""
     import ray
 
-    target = cluster.ray_address(address)
     ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
     nodes = cluster.alive_nodes()
     total = ray.cluster_resources()
@@ -167,7 +164,7 @@ def resolve(args: argparse.Namespace) -> tuple[Space, str, Path, str]:
     if not NAME.match(name):
         raise UserError(f"--name / name: {name!r} must be letters, digits, '.', '_' or '-'")
     storage = cluster.resolve_storage(args.storage, space.storage, args.results)
-    if not args.resume and ((folder / SPACE_COPY).exists() or (folder / "summary.json").exists()):
+    if not args.resume and ((folder / SPACE_COPY).exists() or (folder / SUMMARY_FILE).exists()):
         raise UserError(f"{folder} already holds a search named {name!r}: continue it with --resume, "
                         "or give this one another --name")
     return space, name, folder, storage
@@ -195,19 +192,20 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--resume: no Ray experiment state at {experiment}")
     driver.prepare_environment()
     job_warning(args, storage)
-    nodes = start_ray(args.address)
+    target = cluster.ray_address(args.address)
+    nodes = start_ray(target)
     wandb_callback = None
     try:
         # Trials on every node write checkpoints there. (Through Ray Client, ray://, this
         # machine is not a node and its folders mean nothing to the cluster: not checked.)
-        if not cluster.is_uri(storage) and not cluster.ray_address(args.address).startswith("ray://"):
+        if not cluster.is_uri(storage) and not target.startswith("ray://"):
             cluster.check_shared_folder(Path(storage), "--storage / storage", nodes)
         if not args.resume:
             has_gpu = cluster_has_gpu()
             space = load_space(args.space, args.set, has_gpu=has_gpu)
             if space.cpu_applied:
                 print(f"no GPU in the Ray cluster: applying the cpu: block of {args.space}", flush=True)
-        check_resources(space, local=cluster.ray_address(args.address) == "local")
+        check_resources(space, nodes, local=target == "local")
         dataset = prepare_data(space)
         sharing = share_data(space, dataset, nodes)
         if not args.resume:
@@ -234,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
         complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
         summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete,
-                                cluster={"address": cluster.ray_address(args.address), "nodes": len(nodes),
+                                cluster={"address": target, "nodes": len(nodes),
                                          "data_sharing": sharing, "storage": storage})
         if wandb_callback is not None:
             wandb_callback.close()  # the offline runs complete before they are copied
@@ -276,7 +274,7 @@ def review(space: Space, name: str, folder: Path, mode: str, summary: dict) -> N
             importances = param_importances(load_study(Path(summary["study"]), name)).values
     except Exception:  # Skipped (too few trials: the report says why), or a damaged study
         importances = None
-    pictures = {p.stem: p for p in sorted((folder / "report").glob("*.png"))}
+    pictures = {p.stem: p for p in sorted((folder / REPORT_FOLDER).glob("*.png"))}
     try:
         log_search_summary(space.wandb.project, space.wandb.entity, name, mode, folder, summary,
                            importances, pictures)
@@ -303,7 +301,7 @@ def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float)
     else:
         print("\nno trial reported a value: see the errors above")
     print(f"\nresults: {folder}/ (summary.json, leaderboard.csv, best_config.yaml, best_model.pt)")
-    if (folder / "report" / "report.html").is_file():
+    if (folder / REPORT_FOLDER / "report.html").is_file():
         print(f"report:  {folder}/report/report.html (learning curves, importances, ROC, confusion matrix, "
               "misclassified images)")
     print(f"predict: python -m search.predict {folder} IMAGES_OR_FOLDERS")

@@ -235,7 +235,7 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
     import pandas as pd
     import wandb
 
-    from search.results import PREDICTIONS_FILE
+    from search.files import LEADERBOARD_FILE, PREDICTIONS_FILE
 
     run = wandb.init(project=project, entity=entity, group=group, job_type="summary", name=f"{group} (summary)",
                      id=f"{group}-summary"[-64:], resume="allow", dir=str(folder), mode=mode,
@@ -244,7 +244,7 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
                      settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
                                              x_disable_machine_info=True))
     try:
-        data: dict[str, Any] = {"leaderboard": wandb.Table(dataframe=pd.read_csv(folder / "leaderboard.csv"))}
+        data: dict[str, Any] = {"leaderboard": wandb.Table(dataframe=pd.read_csv(folder / LEADERBOARD_FILE))}
         if importances:
             table = wandb.Table(columns=["parameter", "importance"],
                                 data=[[k, float(v)] for k, v in importances.items()])
