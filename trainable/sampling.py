@@ -1,11 +1,19 @@
 """Sampling strategies for imbalanced classes, chosen by name from :data:`SAMPLERS`.
 
-A strategy decides which positions of the training split make up one epoch, and in which order.
-It applies to the training split only: validation and test splits are always read whole.
+A strategy decides which positions of the training split are trained on, and in which order. It
+applies to the training split only: validation and test splits are always read whole.
 
-All randomness of epoch ``e`` comes from ``np.random.default_rng([seed, e])``, so an epoch's
-order depends on ``(seed, e)`` alone and a run resumed at epoch ``e`` trains on exactly what an
-uninterrupted run would have.
+Every epoch is ``len(train)`` samples, whatever the strategy: strategies change which samples,
+not how many. Otherwise an ``oversample`` epoch of a 2.3:1 set is 2.3 times an ``undersample``
+one, and ASHA's rungs (counted in epochs) and TPE's ranking of stopped trials would compare
+unequal amounts of training. A strategy draws *passes* (oversample: every class brought up to
+the majority count; undersample: every class cut to the minority count); the passes form one
+endless stream that is cut into epochs of ``len(train)`` samples, so over a run each strategy
+trains on exactly the mix it promises.
+
+All randomness of pass ``p`` comes from ``np.random.default_rng([seed, p])``, so an epoch's
+content depends on ``(seed, epoch)`` alone and a run resumed at epoch ``e`` trains on exactly what
+an uninterrupted run would have. For ``none`` and ``weighted`` a pass is an epoch, as before.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from torch.utils.data import WeightedRandomSampler
 
 from trainable.errors import UserError
 
-__all__ = ["SAMPLERS", "epoch_indices", "epoch_size"]
+__all__ = ["SAMPLERS", "epoch_indices", "pass_indices"]
 
 
 def _class_positions(labels: np.ndarray) -> list[np.ndarray]:
@@ -81,8 +89,9 @@ SAMPLERS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
 """Strategy name -> ``f(labels, rng) -> positions``.
 
 ``labels`` is the 1-D integer array of the training split's class indices (non-empty), ``rng`` the
-epoch's generator and the only source of randomness; ``f`` returns the int64 positions into
-``labels`` that make up the epoch, already shuffled. Call through :func:`epoch_indices`.
+pass's generator and the only source of randomness; ``f`` returns the int64 positions into
+``labels`` that make up one pass, already shuffled, always of the same length for the same
+``labels``. Call through :func:`epoch_indices`, which cuts the passes into equal epochs.
 """
 
 
@@ -98,8 +107,17 @@ def _check(name: str, labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+def pass_indices(name: str, labels: np.ndarray, seed: int, index: int) -> np.ndarray:
+    """Positions of pass ``index`` of strategy ``name`` (see the module docstring)."""
+    labels = _check(name, labels)
+    return SAMPLERS[name](labels, np.random.default_rng([seed, index])).astype(np.int64, copy=False)
+
+
 def epoch_indices(name: str, labels: np.ndarray, seed: int, epoch: int) -> np.ndarray:
     """Positions into the training split that make up epoch ``epoch``, in training order.
+
+    The epoch is samples ``[epoch * n, (epoch + 1) * n)`` of the strategy's stream of passes,
+    ``n = len(labels)``: every strategy trains on ``n`` samples an epoch.
 
     Args:
         name: A key of :data:`SAMPLERS`.
@@ -109,21 +127,21 @@ def epoch_indices(name: str, labels: np.ndarray, seed: int, epoch: int) -> np.nd
         epoch: The epoch number (non-negative); with ``seed`` it fixes the epoch's content.
 
     Returns:
-        An int64 array of positions into ``labels``, already shuffled.
+        An int64 array of ``len(labels)`` positions into ``labels``.
 
     Raises:
         UserError: Unknown strategy name, or an empty training split.
     """
     labels = _check(name, labels)
-    rng = np.random.default_rng([seed, epoch])
-    return SAMPLERS[name](labels, rng).astype(np.int64, copy=False)
-
-
-def epoch_size(name: str, labels: np.ndarray) -> int:
-    """Number of samples in one epoch of strategy ``name`` (for progress and throughput).
-
-    Every epoch of a strategy has the same size, so this draws epoch 0 and counts it: one
-    shuffle of the labels, cheap next to an epoch of training, and never out of step with
-    :func:`epoch_indices`.
-    """
-    return len(epoch_indices(name, labels, seed=0, epoch=0))
+    n = len(labels)
+    first = pass_indices(name, labels, seed, 0)
+    pass_size = len(first)  # the same for every pass of a strategy on these labels
+    start = epoch * n
+    index, offset = divmod(start, pass_size)
+    parts, drawn = [], 0
+    while drawn < offset + n:
+        part = first if index == 0 else pass_indices(name, labels, seed, index)
+        parts.append(part)
+        drawn += len(part)
+        index += 1
+    return np.concatenate(parts)[offset:offset + n]

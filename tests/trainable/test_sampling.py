@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from trainable.errors import UserError
-from trainable.sampling import SAMPLERS, epoch_indices, epoch_size
+from trainable.sampling import SAMPLERS, epoch_indices, pass_indices
 
 RATIO_2_3 = np.array([0] * 230 + [1] * 100)  # 2.3 : 1, not a whole multiple
 THREE_CLASS = np.array([2] * 160 + [0] * 80 + [1] * 16)  # 10 : 5 : 1
@@ -22,7 +22,7 @@ def test_indices_valid_and_sized(name, labels):
     indices = epoch_indices(name, labels, seed=3, epoch=0)
     assert indices.dtype == np.int64 and indices.ndim == 1
     assert indices.min() >= 0 and indices.max() < len(labels)
-    assert len(indices) == epoch_size(name, labels)
+    assert len(indices) == len(labels)  # every strategy: one epoch is len(train) samples
     assert set(np.unique(labels[indices])) == set(np.unique(labels))
 
 
@@ -53,7 +53,7 @@ def test_none_is_a_permutation():
 @pytest.mark.parametrize("labels", ALL_LABELS, ids=["2.3:1", "10:5:1"])
 def test_oversample_equal_counts(labels):
     labels = _shuffled(labels)
-    indices = epoch_indices("oversample", labels, seed=1, epoch=2)
+    indices = pass_indices("oversample", labels, seed=1, index=2)
     classes, counts = np.unique(labels, return_counts=True)
     _, sampled = np.unique(labels[indices], return_counts=True)
     assert (sampled == counts.max()).all()
@@ -70,13 +70,13 @@ def test_oversample_equal_counts(labels):
 @pytest.mark.parametrize("labels", ALL_LABELS, ids=["2.3:1", "10:5:1"])
 def test_undersample_equal_counts(labels):
     labels = _shuffled(labels)
-    indices = epoch_indices("undersample", labels, seed=1, epoch=2)
+    indices = pass_indices("undersample", labels, seed=1, index=2)
     _, counts = np.unique(labels, return_counts=True)
     _, sampled = np.unique(labels[indices], return_counts=True)
     assert (sampled == counts.min()).all()
     assert len(np.unique(indices)) == len(indices)  # no sample twice
     # A fresh subset each epoch, not a fixed one.
-    other = epoch_indices("undersample", labels, seed=1, epoch=3)
+    other = pass_indices("undersample", labels, seed=1, index=3)
     assert set(indices) != set(other)
 
 
@@ -93,8 +93,8 @@ def test_absent_class_is_absent():
     labels = _shuffled(np.array([0] * 30 + [2] * 10))  # class 1 absent
     for name in SAMPLERS:
         assert set(np.unique(labels[epoch_indices(name, labels, seed=0, epoch=0)])) == {0, 2}
-    assert epoch_size("oversample", labels) == 60
-    assert epoch_size("undersample", labels) == 20
+    assert len(pass_indices("oversample", labels, seed=0, index=0)) == 60
+    assert len(pass_indices("undersample", labels, seed=0, index=0)) == 20
 
 
 def test_unknown_name():
@@ -102,4 +102,28 @@ def test_unknown_name():
                                         r"undersample, weighted"):
         epoch_indices("xyz", RATIO_2_3, seed=0, epoch=0)
     with pytest.raises(UserError, match="sampling 'xyz' is unknown"):
-        epoch_size("xyz", RATIO_2_3)
+        pass_indices("xyz", RATIO_2_3, seed=0, index=0)
+
+
+@pytest.mark.parametrize("labels", ALL_LABELS, ids=["2.3:1", "10:5:1"])
+def test_every_strategy_trains_the_same_amount_an_epoch(labels):
+    """ASHA's rungs and TPE compare trials by epochs: an epoch must be the same training for all."""
+    labels = _shuffled(labels)
+    sizes = {name: [len(epoch_indices(name, labels, seed=2, epoch=e)) for e in range(4)] for name in SAMPLERS}
+    assert all(s == [len(labels)] * 4 for s in sizes.values()), sizes
+
+
+@pytest.mark.parametrize("name", ["oversample", "undersample"])
+@pytest.mark.parametrize("labels", ALL_LABELS, ids=["2.3:1", "10:5:1"])
+def test_epochs_cut_the_stream_of_passes(name, labels):
+    """Consecutive epochs are consecutive pieces of the strategy's passes: over a run, each
+    strategy trains on exactly the class mix it promises, and every epoch is nearly balanced."""
+    labels = _shuffled(labels)
+    epochs = [epoch_indices(name, labels, seed=4, epoch=e) for e in range(6)]
+    stream = np.concatenate(epochs)
+    passes = np.concatenate([pass_indices(name, labels, seed=4, index=p) for p in range(40)])
+    np.testing.assert_array_equal(stream, passes[:len(stream)])
+    classes = np.unique(labels)
+    for epoch in epochs:
+        shares = np.bincount(labels[epoch], minlength=classes.max() + 1)[classes] / len(epoch)
+        np.testing.assert_allclose(shares, 1 / len(classes), atol=0.1)
