@@ -94,6 +94,8 @@ class FocalLoss(Loss):
         label_smoothing: ``eps`` in ``[0, 1)``.
     """
 
+    EPS = 1e-12  # the smallest 1 - p used: gamma * EPS ** (gamma - 1) stays finite in float32
+
     def __init__(self, num_classes: int, *, gamma: float = 2.0, alpha: torch.Tensor | None = None,
                  label_smoothing: float = 0.0):
         super().__init__()
@@ -108,8 +110,13 @@ class FocalLoss(Loss):
         log_p = F.log_softmax(logits.float(), dim=1)
         eps = self.label_smoothing
         q = F.one_hot(targets, self.num_classes).float() * (1.0 - eps) + eps / self.num_classes
-        # (1 - p) ** 0 is 1 even where p == 1, which keeps gamma = 0 identical to cross-entropy.
-        terms = q * (1.0 - log_p.exp()).pow(self.gamma) * log_p
+        # 1 - p from log p without cancellation, clamped away from 0: the derivative of
+        # (1 - p) ** gamma is infinite at p = 1 for gamma < 1, and a saturated logit (margin 20
+        # and more) reaches p = 1 in float32, which made the gradient NaN while the loss stayed
+        # finite. The clamp's gradient is 0 there, so the modulating factor's gradient is 0 too.
+        # (x ** 0 is 1 even at the clamp, which keeps gamma = 0 identical to cross-entropy.)
+        one_minus_p = (-torch.expm1(log_p)).clamp_min(self.EPS)
+        terms = q * one_minus_p.pow(self.gamma) * log_p
         if self.alpha is not None:
             terms = terms * self.alpha
         return -terms.sum(dim=1).mean()

@@ -168,3 +168,20 @@ def test_loss_trains_linear_model(name, num_classes):
         accuracy = (loss.probabilities(model(x)).argmax(dim=1) == targets).float().mean()
         assert loss(model(x), targets).item() < 0.5 * start
     assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.1, 0.5, 0.9, 1.0, 2.0, 5.0])
+@pytest.mark.parametrize("margin", [20.0, 50.0, 100.0, 1000.0])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_focal_finite_value_and_gradient_on_saturated_logits(gamma, margin, smoothing):
+    """A confident model (p = 1 in float32) must not get NaN gradients: with gamma < 1 the
+    derivative of (1 - p) ** gamma is infinite at p = 1, and the weights turned NaN a step later."""
+    loss = build_loss("focal", 3, focal_gamma=gamma, label_smoothing=smoothing)
+    logits = torch.zeros(4, 3)
+    logits[torch.arange(4), torch.tensor([0, 1, 2, 0])] = margin
+    logits.requires_grad_(True)
+    targets = torch.tensor([0, 1, 2, 1])  # three right with full confidence, one confidently wrong
+    value = loss(logits, targets)
+    value.backward()
+    assert torch.isfinite(value)
+    assert torch.isfinite(logits.grad).all(), logits.grad
