@@ -31,7 +31,7 @@ from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STU
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
-FANOVA_MIN_TRIALS = 3  # complete trials; fANOVA's forest on fewer is a coin toss
+FANOVA_MIN_TRIALS = 3  # trials with a value; fANOVA's forest on fewer is a coin toss
 PED_ANOVA_MIN_TRIALS = 2
 FEW_TRIALS = 10  # below this, importances are flagged as indicative only
 NA_POSITION = -0.14  # where a trial without a (conditional) parameter sits on its axis
@@ -76,7 +76,7 @@ class Curve:
     """One trial's validation metric per epoch (finite, pre-divergence values only)."""
 
     trial: str
-    status: str  # completed, stopped, diverged, error, or unknown (not in summary.json)
+    status: str  # completed, stopped, diverged, out_of_memory, error, or unknown (not in summary.json)
     epochs: np.ndarray
     values: np.ndarray
     best: bool
@@ -86,7 +86,7 @@ class Curve:
     def end_marker(self) -> str | None:
         """How the end of the line is marked: ``stopped`` (by ASHA), ``diverged``, ``error``, or
         None for a trial that ran its whole budget."""
-        return self.status if self.status in ("stopped", "diverged", "error") else None
+        return self.status if self.status in END_MARKERS else None
 
 
 def learning_curves(history: pd.DataFrame, summary: dict[str, Any]) -> list[Curve]:
@@ -118,6 +118,19 @@ def learning_curves(history: pd.DataFrame, summary: dict[str, Any]) -> list[Curv
     return curves
 
 
+def best_point(curve: Curve, summary: dict[str, Any]) -> tuple[int, float] | None:
+    """(epoch, value) of a trial's best epoch: the one the trial recorded (``best_epoch`` in the
+    summary, :mod:`trainable.best`), else the best of its curve by the same definition."""
+    from trainable.best import best_of
+
+    record = next((t for t in summary.get("trials") or [] if str(t.get("trial_id")) == curve.trial), {})
+    epoch = record.get("best_epoch")
+    if epoch is None:
+        epoch = best_of(curve.values, curve.epochs, summary.get("mode", "max")).epoch
+    where = np.flatnonzero(curve.epochs == epoch) if epoch is not None else []
+    return (int(epoch), float(curve.values[where[0]])) if len(where) else None
+
+
 def read_history(folder: Path) -> pd.DataFrame:
     return pd.read_csv(require(folder, HISTORY_FILE), dtype={"trial": str})
 
@@ -125,10 +138,12 @@ def read_history(folder: Path) -> pd.DataFrame:
 LINE_STYLES = {"completed": {"color": "tab:blue", "ls": "-", "alpha": 0.55},
                "stopped": {"color": "0.45", "ls": "-", "alpha": 0.6},
                "diverged": {"color": "tab:red", "ls": "--", "alpha": 0.7},
+               "out_of_memory": {"color": "tab:brown", "ls": ":", "alpha": 0.7},
                "error": {"color": "tab:purple", "ls": ":", "alpha": 0.7},
                "unknown": {"color": "0.6", "ls": ":", "alpha": 0.6}}
 END_MARKERS = {"stopped": {"marker": "o", "color": "tab:orange", "mec": "white", "ms": 5.5},
                "diverged": {"marker": "X", "color": "tab:red", "mec": "white", "ms": 8},
+               "out_of_memory": {"marker": "s", "color": "tab:brown", "mec": "white", "ms": 6},
                "error": {"marker": "x", "color": "tab:purple", "mec": "tab:purple", "ms": 7}}
 
 
@@ -156,10 +171,9 @@ def plot_learning_curves(folder: Path, summary: dict[str, Any], png: Path) -> st
             elif marker:  # diverged before a single finite value: marked at the axis' foot
                 ax.plot(curve.diverged_at or 1, 0.02, ls="none", transform=ax.get_xaxis_transform(),
                         zorder=4, **marker)
-            if curve.best and len(curve.values):
-                at = int(np.argmax(curve.values) if summary.get("mode") == "max" else np.argmin(curve.values))
-                ax.plot(curve.epochs[at], curve.values[at], marker="*", ms=13, color="gold", mec="black",
-                        ls="none", zorder=5)
+            star = best_point(curve, summary) if curve.best else None
+            if star is not None:
+                ax.plot(*star, marker="*", ms=13, color="gold", mec="black", ls="none", zorder=5)
         counts = {s: sum(c.status == s for c in curves) for s in LINE_STYLES}
         handles = []
         for status, n in counts.items():
@@ -169,7 +183,7 @@ def plot_learning_curves(folder: Path, summary: dict[str, Any], png: Path) -> st
                                                  "mec": end["color"], "ms": end["ms"]}
                 line = {k: v for k, v in LINE_STYLES[status].items() if k != "alpha"}
                 handles.append(Line2D([], [], lw=1.5, **line, **marker,
-                                      label=f"{stop_label if status == 'stopped' else status} ({n})"))
+                                      label=f"{stop_label if status == 'stopped' else status.replace('_', ' ')} ({n})"))
         best = next((c for c in curves if c.best), None)
         if best is not None:
             handles.append(Line2D([], [], color="black", lw=2.4, marker="*", ms=11, mfc="gold",
@@ -193,8 +207,9 @@ def plot_learning_curves(folder: Path, summary: dict[str, Any], png: Path) -> st
 class Importances:
     values: dict[str, float]  # parameter -> importance, summing to 1, most important first
     method: str  # fANOVA or PED-ANOVA
-    n_trials: int  # the complete trials they come from
-    left_out: list[str]  # the study's parameters not assessed (fANOVA: not set in every complete trial)
+    n_trials: int  # the trials they come from
+    left_out: list[str]  # the study's parameters not assessed (fANOVA: not set in every trial)
+    epoch: int | None = None  # the first rung's epoch the values are from; None: complete trials' own
 
 
 @contextlib.contextmanager
@@ -235,27 +250,62 @@ def load_study(path: Path, name: str | None = None):
     return memory
 
 
+def first_rung_study(study):
+    """Every COMPLETE or PRUNED trial's value at the first rung, each as a COMPLETE trial of a new
+    in-memory study, and the rung's epoch; ``(None, None)`` when no trial reported per-epoch values.
+
+    ASHA completes about one trial in 27: the rung every trial reached (the smallest last-reported
+    step, steps being epochs) compares them all, on the same budget.
+    """
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    reported = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                if t.intermediate_values]
+    if not reported:
+        return None, None
+    epoch = min(max(t.intermediate_values) for t in reported)
+    rung = optuna.create_study(direction=study.direction)
+    rung.add_trials([create_trial(params=t.params, distributions=t.distributions,
+                                  value=t.intermediate_values[epoch])
+                     for t in reported if math.isfinite(t.intermediate_values.get(epoch, math.nan))])
+    return rung, epoch
+
+
 def param_importances(study) -> Importances:
-    """Parameter importances on the study's COMPLETE trials: fANOVA (seed 0), or PED-ANOVA when
-    fANOVA cannot tell (too few trials, no parameter present in every trial, an error).
+    """Parameter importances on every trial's value at the first rung (:func:`first_rung_study`),
+    or on the COMPLETE trials' values when no trial reported per-epoch values: fANOVA (seed 0), or
+    PED-ANOVA when fANOVA cannot tell (too few trials, no parameter present in every trial, an error).
 
     Raises:
         Skipped: neither can, with the reason.
     """
-    import optuna
-    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
     from optuna.trial import TrialState
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len({t.value for t in complete}) < 2:
-        raise Skipped(f"{len(complete)} complete trial(s) with {len({t.value for t in complete})} distinct "
+    rung, epoch = first_rung_study(study)
+    trials = (rung or study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    which = f"trial(s) at epoch {epoch} (the first rung)" if rung else "complete trial(s)"
+    if len({t.value for t in trials}) < 2:
+        raise Skipped(f"{len(trials)} {which} with {len({t.value for t in trials})} distinct "
                       "value(s): too few for parameter importances")
     seen = list(dict.fromkeys(k for t in study.get_trials(deepcopy=False) for k in t.params))
+    values, method, problems = _evaluate(rung or study, len(trials))
+    if values is None:
+        raise Skipped(f"no parameter importances from {len(trials)} {which}: " + "; ".join(problems))
+    return Importances(values, method, len(trials), [k for k in seen if k not in values], epoch)
+
+
+def _evaluate(study, n_trials: int) -> tuple[dict[str, float] | None, str | None, list[str]]:
+    """fANOVA's normalized importances on ``study``'s COMPLETE trials, else PED-ANOVA's:
+    ``(values, method, [])``, or ``(None, None, what went wrong with each)``."""
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+
     problems = []
     for method, evaluator, least in (("fANOVA", FanovaImportanceEvaluator(seed=0), FANOVA_MIN_TRIALS),
                                      ("PED-ANOVA", PedAnovaImportanceEvaluator(), PED_ANOVA_MIN_TRIALS)):
-        if len(complete) < least:
-            problems.append(f"{method} needs {least} complete trials, the study has {len(complete)}")
+        if n_trials < least:
+            problems.append(f"{method} needs {least} trials")
             continue
         try:
             with _quiet_optuna():  # normalize=False, to see an all-zero result, is experimental
@@ -268,26 +318,29 @@ def param_importances(study) -> Importances:
             problems.append(f"{method} found no parameter to assess" if not raw
                             else f"{method} cannot tell the parameters apart")
             continue
-        values = dict(sorted(((k, float(v) / total) for k, v in raw.items()), key=lambda kv: -kv[1]))
-        return Importances(values, method, len(complete), [k for k in seen if k not in values])
-    raise Skipped("no parameter importances: " + "; ".join(problems))
+        return dict(sorted(((k, float(v) / total) for k, v in raw.items()), key=lambda kv: -kv[1])), method, []
+    return None, None, problems
 
 
 def plot_importance(folder: Path, summary: dict[str, Any], png: Path) -> str:
     path = require(folder, STUDY_FILE)
     found = param_importances(load_study(path, summary.get("name")))
     names, values = list(found.values)[::-1], list(found.values.values())[::-1]
-    with _figure(png, figsize=(6.5, 0.9 + 0.38 * len(names))) as fig:
+    which = (f"{found.n_trials} trials at epoch {found.epoch} (the first rung)" if found.epoch is not None
+             else f"{found.n_trials} complete trials")
+    with _figure(png, figsize=(6.5, 1.1 + 0.38 * len(names))) as fig:
         ax = fig.add_subplot()
         bars = ax.barh(names, values, color="tab:blue", height=0.6)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], padding=3, fontsize=9)
         ax.set(xlabel="importance (normalized to sum 1)", xlim=(0, max(values) * 1.18),
-               title=f"{found.method} importance for {summary['metric']} ({found.n_trials} complete trials)")
-    caption = f"{found.method} on the {found.n_trials} complete trials of the Optuna study"
+               title=f"{found.method} importance for {summary['metric']}\n{which}")
+    caption = f"{found.method} on the {summary['metric']} of the Optuna study's {which}"
+    if found.epoch is not None:
+        caption += ", the epoch every trial reached"
     if found.method == "PED-ANOVA":
         caption += " (fANOVA could not run on them)"
     if found.left_out:
-        caption += f"; not assessed (not set in every complete trial): {', '.join(found.left_out)}"
+        caption += f"; not assessed (not set in every trial): {', '.join(found.left_out)}"
     if found.n_trials < FEW_TRIALS:
         caption += f". Fewer than {FEW_TRIALS} trials: indicative only"
     return caption + "."
@@ -404,7 +457,12 @@ def read_predictions(folder: Path, summary: dict[str, Any]) -> tuple[pd.DataFram
 def roc_curves(frame: pd.DataFrame,
                class_names: list[str]) -> list[tuple[str, np.ndarray, np.ndarray, float]]:
     """``(label, false positive rates, true positive rates, AUC)``: binary, one curve for the
-    second (positive) class; multi-class, one-vs-rest per class present, then their macro average."""
+    second (positive) class; multi-class, one-vs-rest per class present, then their macro average.
+
+    The macro average's curve is the mean of the per-class curves, but its AUC is the mean of the
+    per-class AUCs: scikit-learn's one-vs-rest macro ROC AUC, the number ``summary.json`` holds
+    (the area under the averaged curve is another, slightly different number).
+    """
     from sklearn.metrics import auc, roc_curve
 
     positives = class_names[1:] if len(class_names) == 2 else class_names
@@ -422,7 +480,7 @@ def roc_curves(frame: pd.DataFrame,
     if len(class_names) > 2 and len(curves) > 1:
         grid = np.unique(np.concatenate([c[1] for c in curves]))
         mean = np.mean([np.interp(grid, fpr, tpr) for _, fpr, tpr, _ in curves], axis=0)
-        curves.append(("macro average", grid, mean, auc(grid, mean)))
+        curves.append(("macro average", grid, mean, float(np.mean([c[3] for c in curves]))))
     return curves
 
 
@@ -433,8 +491,10 @@ def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
         ax = fig.add_subplot()
         for k, (label, fpr, tpr, area) in enumerate(curves):
             macro = label == "macro average"
+            text = (f"{label} (AUC = {area:.3f},\nmean of one-vs-rest AUCs)" if macro
+                    else f"{label} (AUC = {area:.3f})")
             ax.plot(fpr, tpr, lw=2.2 if macro or len(curves) == 1 else 1.5, ls="--" if macro else "-",
-                    color="black" if macro else f"C{k}", label=f"{label} (AUC = {area:.3f})")
+                    color="black" if macro else f"C{k}", label=text)
         if len(names) == 2:  # where the model's argmax decisions sit on the curve
             positive, truth = names[1], frame["true"] == names[1]
             chosen = frame["predicted"] == positive
@@ -446,7 +506,13 @@ def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
         ax.legend(loc="lower right")
         ax.grid(color="0.93")
     kind = f"positive class {names[1]}" if len(names) == 2 else "each class against the rest"
-    return f"The best model's ROC on the {len(frame)} test images ({kind})."
+    caption = f"The best model's ROC on the {len(frame)} test images ({kind})."
+    if curves[-1][0] == "macro average":
+        caption += (" The dashed curve averages the classes' curves; its AUC is the mean of the "
+                    "one-vs-rest AUCs (the macro ROC AUC of the summary), not the area under it.")
+        if len(curves) - 1 < len(names):  # sklearn's is undefined (NaN) with a class missing
+            caption += f" Only {len(curves) - 1} of the {len(names)} classes are in the test split."
+    return caption
 
 
 def plot_confusion_matrix(folder: Path, summary: dict[str, Any], png: Path) -> str:

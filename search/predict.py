@@ -4,10 +4,12 @@
     python -m search.predict results/lens_finding a.fits b.fits --out preds.csv --tta
 
 Each image is read, resized, expanded to the model's channels and normalized as the training images
-were, then classified. ``--tta`` averages the probabilities over the 8 rotations and flips of each
-image (a lens has no preferred orientation). The CSV (default ``RESULTS_FOLDER/predictions.csv``)
-has one row per image, in the order given: ``file, predicted, p_<class>...``. Nothing is written
-when an input is missing or unreadable.
+were, then classified. An image whose size differs from the training images' is refused, unless the
+search resized its images (``data.image_size``) and so resizes these the same way. ``--tta``
+averages the probabilities over the 8 rotations and flips of each image (a lens has no preferred
+orientation). The CSV (default ``RESULTS_FOLDER/predictions.csv``) has one row per image, in the
+order given: ``file, predicted, p_<class>...``. Nothing is written when an input is missing or
+unreadable, or of another size than the model takes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import yaml
 
 from search.files import MODEL_FILE, SPACE_COPY
 from trainable.data import DataConfig, apply_normalization
-from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decodable, decode_images
+from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decodable, decode_images, read_image
 from trainable.errors import DataError, UserError, exit_on_user_error
 from trainable.export import ExportedModel, load_model
 
@@ -69,14 +71,50 @@ def decode_options(folder: Path) -> tuple[int, str]:
     return data.options.get("hdu", 0), data.nonfinite
 
 
+def _size_text(size) -> str:
+    return "x".join(map(str, size))
+
+
+def refuse_other_sizes(files: list[Path], trained: tuple[int, int], hdu: int) -> None:
+    """Raise for the first of ``files`` whose height and width are not ``trained``.
+
+    Raises:
+        UserError: naming the file and both sizes. The network's global pooling would classify
+            such an image without complaint, but not as it was trained to.
+    """
+    for path in files:
+        size = tuple(read_image(path, hdu).shape[1:])
+        if size != trained:
+            raise UserError(f"{path}: image is {_size_text(size)} pixels; the model was trained on "
+                            f"{_size_text(trained)} images and records no resize (data.image_size)")
+
+
+def decode_part(model: ExportedModel, files: list[Path], hdu: int, nonfinite: str) -> np.ndarray:
+    """``files`` decoded into (N, C, H, W): resized to the model's ``image_size`` when it records
+    one, else checked against its ``input_size`` (a model file without one is not checked)."""
+    resize, trained = model.info.get("image_size"), model.info.get("input_size")
+    options = {"expand_grey": model.info["in_chans"] == 3, "hdu": hdu, "nonfinite": nonfinite}
+    if resize or not trained:
+        return decode_images([(f,) for f in files], image_size=resize and tuple(resize), **options)
+    trained = tuple(trained)
+    try:
+        images = decode_images([(f,) for f in files], **options)
+    except DataError:  # differing shapes, among others: a file of another size is named first
+        refuse_other_sizes(files, trained, hdu)
+        raise
+    if tuple(images.shape[-2:]) != trained:  # all of one shape: the first file stands for them
+        refuse_other_sizes(files[:1], trained, hdu)
+    return images
+
+
 def prepared(model: ExportedModel, files: list[Path], hdu: int, nonfinite: str) -> Iterator[torch.Tensor]:
     """(N, C, H, W) batches of ``files`` as the model was trained on: decoded, resized to its
-    ``image_size``, grey repeated to 3 channels when it takes colour, then normalized."""
-    size, in_chans = model.info.get("image_size"), model.info["in_chans"]
+    ``image_size`` (or refused when of another size than its ``input_size``), grey repeated to
+    3 channels when it takes colour, then normalized."""
+    in_chans = model.info["in_chans"]
     for start in range(0, len(files), _FILES_PER_STEP):
         part = files[start:start + _FILES_PER_STEP]
-        images = decode_images([(f,) for f in part], image_size=size and tuple(size),
-                               expand_grey=in_chans == 3, hdu=hdu, nonfinite=nonfinite)
+        images = decode_part(model, part, hdu, nonfinite)
         if images.shape[1] == 1 and in_chans == 3:
             images = np.repeat(images, 3, axis=1)
         if images.shape[1] != in_chans:

@@ -8,12 +8,13 @@ Reads the results folder a search leaves (see :mod:`search.results`) and writes,
 embeds them and needs nothing else (mail it, open it offline):
 
 * ``learning_curves.png``: the validation metric of every trial per epoch, ASHA's stops marked;
-* ``importance.png``: parameter importances (Optuna's fANOVA, else PED-ANOVA) on the study;
+* ``importance.png``: parameter importances (Optuna's fANOVA, else PED-ANOVA) on every trial's
+  value at the first ASHA rung (the epoch every trial reached);
 * ``parallel_coordinates.png``: the best trials' parameters, coloured by the metric;
 * ``roc.png`` and ``confusion_matrix.png``: the best model on the test split;
 * ``misclassified.png``: the test images the best model gets most confidently wrong.
 
-A figure the results cannot give (no Optuna study after a grid search, too few complete trials for
+A figure the results cannot give (no Optuna study after a grid search, too few trials for
 importances, a single class in the test split) is replaced on the page by a note that says why.
 """
 

@@ -150,3 +150,91 @@ def test_bad_inputs_are_one_line_and_write_nothing(finished, tmp_path, case):
     assert "Traceback" not in proc.stderr
     assert not out.exists() and not (workdir / RESULTS / "predictions.csv").exists()
     assert not list(tmp_path.rglob("*.csv*"))
+
+
+# The training images' size: refused when it differs, unless the model records a resize -----------
+
+def exported(folder: Path, **extra) -> Path:
+    """A results folder holding an untrained 1-channel simple_cnn exported from a trial checkpoint
+    whose best weights record 16x16 training images; ``extra`` goes to export_model."""
+    import torch
+
+    from search.files import MODEL_FILE
+    from trainable.checkpoint import BEST_FILE
+    from trainable.config import TrainConfig
+    from trainable.export import export_model
+    from trainable.models import build_backbone
+
+    torch.manual_seed(0)
+    checkpoint = folder / "checkpoint"
+    checkpoint.mkdir(parents=True)
+    torch.save({"model": build_backbone("simple_cnn", 2, 1).state_dict(), "epoch": 1, "value": 0.5,
+                "config": TrainConfig(loss="ce").to_dict(), "class_names": ["a", "b"], "in_chans": 1,
+                "normalization": {"method": "none"}, "input_size": [16, 16]}, checkpoint / BEST_FILE)
+    export_model(checkpoint, folder / MODEL_FILE, **extra)
+    return folder
+
+
+def npy_image(path: Path, height: int, width: int) -> Path:
+    np.save(path, np.random.default_rng(height * width).random((1, height, width), dtype=np.float32))
+    return path
+
+
+def predict_here(capsys, *args: str) -> tuple[int, str]:
+    """``search.predict``'s main in this process: (exit status, stderr)."""
+    from search.predict import main
+
+    try:
+        status = main([*args])
+    except SystemExit as stop:
+        status = stop.code
+    return status, capsys.readouterr().err
+
+
+def test_the_model_file_records_the_training_images_size(tmp_path):
+    from trainable.export import load_model
+
+    assert load_model(exported(tmp_path / "a") / "best_model.pt").info["input_size"] == [16, 16]
+    given = exported(tmp_path / "b", input_size=(24, 20))  # the results writer's, over the checkpoint's
+    assert load_model(given / "best_model.pt").info["input_size"] == [24, 20]
+
+
+def test_an_image_of_another_size_is_refused_in_one_line_writing_nothing(tmp_path, capsys):
+    results = exported(tmp_path / "results")
+    good, bad = npy_image(tmp_path / "good.npy", 16, 16), npy_image(tmp_path / "bad.npy", 20, 20)
+    for given in ([bad], [good, bad], [bad, good]):  # alone, after an image of the right size, before one
+        out = tmp_path / "out.csv"
+        status, err = predict_here(capsys, str(results), *map(str, given), "--out", str(out))
+        lines = err.strip().splitlines()
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith(f"error: {bad}: ") and "20x20" in lines[0] and "16x16" in lines[0], err
+        assert not list(tmp_path.rglob("*.csv*"))
+
+
+def test_an_image_of_the_training_size_is_classified(tmp_path, capsys):
+    results = exported(tmp_path / "results")
+    out = tmp_path / "out.csv"
+    good = npy_image(tmp_path / "good.npy", 16, 16)
+    status, err = predict_here(capsys, str(results), str(good), "--out", str(out))
+    assert status == 0, err
+    frame = pd.read_csv(out)
+    assert frame["file"].tolist() == [str(tmp_path / "good.npy")]
+    np.testing.assert_allclose(frame[["p_a", "p_b"]].sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("record", ["a resize", "no input size (an older model file)"])
+def test_a_model_with_a_resize_record_or_an_older_one_classifies_other_sizes(tmp_path, capsys, record):
+    from trainable.data.decode import stack_images
+
+    results = (exported(tmp_path / "results", image_size=[16, 16]) if record == "a resize"
+               else exported(tmp_path / "results", input_size=None))
+    big = npy_image(tmp_path / "big.npy", 20, 20)
+    status, err = predict_here(capsys, str(results), str(big), "--out", str(tmp_path / "big.csv"))
+    assert status == 0, err
+    if record == "a resize":  # resized as the data layer resized the training images
+        np.save(tmp_path / "small.npy", stack_images([np.load(big)], [str(big)], (16, 16))[0])
+        status, err = predict_here(capsys, str(results), str(tmp_path / "small.npy"),
+                                   "--out", str(tmp_path / "small.csv"))
+        assert status == 0, err
+        p = [pd.read_csv(tmp_path / f"{name}.csv")[["p_a", "p_b"]].to_numpy() for name in ("big", "small")]
+        np.testing.assert_allclose(p[0], p[1], rtol=0, atol=1e-6)

@@ -17,9 +17,10 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from optuna.distributions import FloatDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 from PIL import Image
+from sklearn.metrics import auc, roc_auc_score
 
 from search import figures, report
 
@@ -170,7 +171,9 @@ def test_importances_of_the_search_study_cover_its_searched_parameters(finished)
     assert len(study.trials) == summary_of(folder)["num_trials"]  # none diverged in this search
     assert (folder / "optuna.journal").read_bytes() == journal  # read from a copy, left as it was
     found = figures.param_importances(study)
-    assert found.n_trials == len(complete_trials(study)) >= figures.PED_ANOVA_MIN_TRIALS
+    # Every trial reported its epochs: all of them enter, at the epoch every trial reached.
+    assert found.epoch == min(t["epochs"] for t in summary_of(folder)["trials"])
+    assert found.n_trials == len(study.trials) > len(complete_trials(study))
     assert found.method == ("fANOVA" if found.n_trials >= figures.FANOVA_MIN_TRIALS else "PED-ANOVA")
     assert found.values and set(found.values) <= searched
     assert sum(found.values.values()) == pytest.approx(1.0) and min(found.values.values()) >= 0
@@ -186,8 +189,8 @@ def test_the_parameter_that_decides_the_value_is_the_most_important():
         trial.suggest_categorical("loss", ["bce", "focal"])
         return -abs(math.log10(lr) + 2.5)  # best at lr = 3e-3, whatever the rest
 
-    found = figures.param_importances(make_study(objective))
-    assert found.method == "fANOVA" and found.n_trials == 20 and not found.left_out
+    found = figures.param_importances(make_study(objective))  # no intermediate values: the final ones
+    assert found.method == "fANOVA" and found.n_trials == 20 and found.epoch is None and not found.left_out
     assert next(iter(found.values)) == "lr" and found.values["lr"] > 0.8, found.values
     assert sum(found.values.values()) == pytest.approx(1.0)
 
@@ -203,17 +206,53 @@ def test_importances_fall_back_to_ped_anova_when_no_parameter_is_in_every_trial(
     assert sum(found.values.values()) == pytest.approx(1.0)
 
 
-def test_too_few_complete_trials_give_a_note_or_the_fallback():
+def test_too_few_trials_give_a_note_or_the_fallback():
     distributions = {"x": FloatDistribution(0.0, 1.0)}
     study = optuna.create_study(direction="maximize")
     study.add_trial(create_trial(params={"x": 0.2}, distributions=distributions, value=0.5))
+    with pytest.raises(figures.Skipped, match="1 complete trial"):  # no per-epoch values: the final ones
+        figures.param_importances(study)
     study.add_trial(create_trial(params={"x": 0.7}, distributions=distributions, state=TrialState.PRUNED,
                                  intermediate_values={1: 0.3}))
-    with pytest.raises(figures.Skipped, match="1 complete trial"):
+    with pytest.raises(figures.Skipped, match=r"1 trial\(s\) at epoch 1 \(the first rung\)"):
         figures.param_importances(study)
-    study.add_trial(create_trial(params={"x": 0.9}, distributions=distributions, value=0.8))
+    study.add_trial(create_trial(params={"x": 0.9}, distributions=distributions, state=TrialState.PRUNED,
+                                 intermediate_values={1: 0.8}))
     found = figures.param_importances(study)  # two: too few for fANOVA, enough for PED-ANOVA
-    assert found.method == "PED-ANOVA" and set(found.values) == {"x"}
+    assert found.method == "PED-ANOVA" and set(found.values) == {"x"} and found.n_trials == 2
+
+
+def rung_trials(n_pruned: int = 8) -> list:
+    """``n_pruned`` trials ASHA stopped at its rungs (epochs 2 and 4) and one it completed (8 epochs):
+    ``lr`` alone decides the value at epoch 2, ``gamma`` alone the later ones."""
+    distributions = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "gamma": FloatDistribution(0.8, 0.99),
+                     "loss": CategoricalDistribution(["bce", "focal"])}
+    rng = np.random.default_rng(0)
+    trials = []
+    for k in range(n_pruned + 1):
+        params = {"lr": float(10 ** rng.uniform(-4, -1)), "gamma": float(rng.uniform(0.8, 0.99)),
+                  "loss": str(rng.choice(["bce", "focal"]))}
+        last = 8 if k == n_pruned else (2, 4)[k % 2]
+        values = {e: (0.5 + 0.1 * (math.log10(params["lr"]) + 4) if e <= 2 else params["gamma"])
+                  for e in range(1, last + 1)}
+        trials.append(create_trial(params=params, distributions=distributions, intermediate_values=values,
+                                   state=TrialState.COMPLETE if last == 8 else TrialState.PRUNED,
+                                   value=values[last] if last == 8 else None))
+    return trials
+
+
+def test_importances_use_every_trial_at_the_first_rung(tmp_path):
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal")))
+    study = optuna.create_study(study_name="rungs", storage=storage, direction="maximize")
+    study.add_trials(rung_trials())
+    found = figures.param_importances(figures.load_study(tmp_path / "optuna.journal", "rungs"))
+    assert found.epoch == 2 and found.n_trials == 9 and found.method == "fANOVA"
+    assert next(iter(found.values)) == "lr" and found.values["lr"] > 0.6, found.values  # fANOVA, 9 points
+    summary = {"name": "rungs", "metric": "val_auc"}
+    caption = figures.plot_importance(tmp_path, summary, tmp_path / "importance.png")
+    assert "9 trials at epoch 2 (the first rung)" in caption
+    assert (tmp_path / "importance.png").stat().st_size > 10_000
 
 
 # Parallel coordinates, ROC -----------------------------------------------------------------------
@@ -241,16 +280,18 @@ def test_parallel_coordinates_show_the_best_trials_over_what_varied(finished):
         assert all(p == figures.NA_POSITION or 0.0 <= p <= 1.0 for p in axis.positions), axis
 
 
-def test_roc_curves_binary_from_the_test_predictions_and_multiclass_with_a_macro_average(finished):
+def test_roc_curve_binary_from_the_test_predictions(finished):
     folder = results_of(finished)
     summary = summary_of(folder)
     frame, names = figures.read_predictions(folder, summary)
     (label, _, _, area), = figures.roc_curves(frame, names)
     assert label == f"class {names[1]}" and area == pytest.approx(summary["test"]["auc"])
 
+
+def test_roc_curves_multiclass_with_the_macro_auc_of_the_summary(tmp_path):
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 3, 90)
-    scores = rng.dirichlet(np.ones(3), 90) + np.eye(3)[truth]
+    scores = rng.dirichlet(np.ones(3), 90) + 0.5 * np.eye(3)[truth]  # separable, not perfectly
     scores /= scores.sum(1, keepdims=True)
     classes = ["galaxy", "lens", "star"]
     frame = pd.DataFrame({"true": np.array(classes)[truth],
@@ -258,6 +299,14 @@ def test_roc_curves_binary_from_the_test_predictions_and_multiclass_with_a_macro
     curves = figures.roc_curves(frame, classes)
     assert [c[0] for c in curves] == [f"class {c} vs rest" for c in classes] + ["macro average"]
     assert all(0.5 < c[3] <= 1.0 for c in curves)
+    # The macro AUC is summary.json's: the mean of the one-vs-rest AUCs, not the averaged curve's area.
+    macro = roc_auc_score(truth, scores, multi_class="ovr", average="macro", labels=[0, 1, 2])
+    assert abs(curves[-1][3] - macro) <= 1e-12
+    assert abs(auc(curves[-1][1], curves[-1][2]) - macro) > 1e-4  # the number drawn before
+    frame.assign(predicted=np.array(classes)[scores.argmax(1)]).to_csv(tmp_path / "test_predictions.csv",
+                                                                         index=False)
+    caption = figures.plot_roc(tmp_path, {"test": {"class_names": classes}}, tmp_path / "roc.png")
+    assert "mean of the one-vs-rest AUCs" in caption and (tmp_path / "roc.png").stat().st_size > 10_000
 
 
 # Robustness: notes, never an exception -----------------------------------------------------------
@@ -298,3 +347,15 @@ def test_a_single_class_test_split_and_a_bare_summary_give_notes(finished, tmp_p
     assert list(embedded(page)) == ["parallel_coordinates.png"] and len(NOTE.findall(page)) == len(PNGS)
     assert "<h1>Search tiny_lens</h1>" in page and summary_of(bare)["best_trial"] in page
     assert capsys.readouterr().err == ""
+
+
+def test_the_best_epoch_star_is_the_trials_own_record():
+    """The star sits where the trial recorded its best (trainable.best), not at a second
+    definition's argmax; without a record, the same definition picks the first best epoch."""
+    from search.figures import Curve, best_point
+
+    curve = Curve("t1", "completed", np.array([1, 2, 3]), np.array([0.7, 0.9, 0.9]), best=True)
+    recorded = {"mode": "max", "trials": [{"trial_id": "t1", "best_epoch": 3}]}
+    assert best_point(curve, recorded) == (3, 0.9)
+    assert best_point(curve, {"mode": "max", "trials": []}) == (2, 0.9)
+    assert best_point(curve, {"mode": "min", "trials": []}) == (1, 0.7)
