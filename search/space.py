@@ -229,9 +229,11 @@ def _check_resources(resources: Any) -> list[str]:
         value = resources.get(key, 0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             problems.append(f"trial.resources.{key}: must be a number >= 0, got {value!r}")
-    if isinstance(resources.get("gpu"), (int, float)) and resources.get("gpu", 0) > 1 \
-            and resources["gpu"] != int(resources["gpu"]):
-        problems.append("trial.resources.gpu: a fraction must be below 1 (several trials per GPU)")
+    gpu = resources.get("gpu", 0)
+    if isinstance(gpu, (int, float)) and not isinstance(gpu, bool) and gpu > 1:
+        # The training loop runs on one device (no data parallelism): a second GPU would idle.
+        problems.append(f"trial.resources.gpu: at most 1, got {gpu!r}: one trial uses one device "
+                        "(a fraction below 1 packs several trials on a GPU)")
     return problems
 
 
@@ -376,7 +378,7 @@ class DefineByRun:
 
     def __init__(self, space: Space):
         self.space = space
-        self.order = _dependency_order(space.space)
+        self.order = dependency_order(space.space)
 
     def __call__(self, trial) -> dict[str, Any]:
         space = self.space
@@ -403,7 +405,9 @@ def define_by_run(space: Space) -> Callable:
     return DefineByRun(space)
 
 
-def _dependency_order(searched: dict[str, Any]) -> list[str]:
+def dependency_order(searched: dict[str, Any]) -> list[str]:
+    """The keys of ``searched`` in an order where each conditional parameter comes after the
+    parameters its ``when`` names."""
     order: list[str] = []
     pending = dict(searched)
     while pending:

@@ -44,7 +44,8 @@ class TrainConfig:
         seed: Seeds every random number generator: the same config and seed give the same
             metrics on CPU.
         threads: CPU threads for torch; default the trial's CPUs.
-        amp: Mixed precision on CUDA (bf16 where supported, else fp16); ignored on CPU.
+        amp: Mixed precision on CUDA (bf16 where the GPU has it natively, else fp16 with loss
+            scaling: trainable.device.autocast_dtype); ignored on CPU.
         channels_last: channels_last memory format on CUDA; ignored on CPU.
     """
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import tempfile
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -24,9 +23,14 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
+from trainable import checkpoint
 from trainable.augment import AugmentConfig, augment
+from trainable.best import BEST_EPOCH, MODES, Best, best_key
 from trainable.config import TrainConfig
 from trainable.data import ImageDataset
+from trainable.device import (SplitRows, autocast_dtype, batches, bf16_native, data_placement,
+                              place_split, release, split_bytes, to_device, trial_cpus,
+                              trial_gpu_fraction)
 from trainable.errors import UserError
 from trainable.losses import LOSSES, build_loss
 from trainable.models import build_backbone
@@ -36,8 +40,6 @@ from trainable.sampling import SAMPLERS, epoch_indices
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
-VAL_PROBABILITIES_FILE = "val_probabilities.npy"  # beside it: the epoch's validation predictions
 # What a diverged trial reports: the worst value of every metric, whichever the search maximizes.
 DIVERGED = {"val_loss": math.inf, "val_accuracy": 0.0, "val_f1": 0.0, "val_auc": 0.0,
             "train_loss": math.inf}
@@ -56,6 +58,7 @@ class Trial:
     device: torch.device
     autocast_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler  # loss scaling for float16 autocast; a no-op otherwise
+    gpu_fraction: float = 1.0  # of its GPU, as Ray assigned it: sizes what the trial may hold
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -74,8 +77,9 @@ def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
                       focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha)
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
-    if not cuda:
-        torch.set_num_threads(config.threads or _trial_cpus())
+    torch.set_num_threads(config.threads or trial_cpus())  # on GPU nodes too: trials are packed
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # training batches have one shape: see batch_slices
     torch.manual_seed(config.seed)
     model = build_backbone(config.backbone, LOSSES[config.loss].num_outputs(dataset.num_classes),
                            dataset.in_chans, pretrained=config.pretrained,
@@ -87,48 +91,51 @@ def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
                                 config.momentum)
     scheduler = build_scheduler(optimizer, config.scheduler, config.epochs, gamma=config.gamma,
                                 t0=config.t0, t_mult=config.t_mult)
-    autocast_dtype = None
-    if cuda and config.amp:
-        autocast_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+    amp_dtype = autocast_dtype(config.amp, device.type, cuda and bf16_native())
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return Trial(config, model, loss.to(device), optimizer, scheduler, augment_config, device,
-                 autocast_dtype, scaler)
+                 amp_dtype, scaler, trial_gpu_fraction() if cuda else 1.0)
 
 
-def _trial_cpus() -> int:
-    """CPUs Ray gave this trial, else the CPUs this process may use."""
-    try:
-        import ray
+def batch_slices(count: int, batch_size: int) -> list[slice]:
+    """The training batches of an epoch of ``count`` samples: full batches only.
 
-        if ray.is_initialized():
-            return max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
-    except Exception:  # outside a Ray worker
-        pass
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    A ragged last batch is dropped, so every step has one shape (cuDNN's benchmark mode tunes
+    its kernels once a trial) and batch norm never sees a batch of one. The sampling order
+    changes every epoch, so no sample is left out for good. Fewer than ``batch_size`` samples
+    make one batch of all of them. Validation (:func:`predict`) keeps every row: its ragged
+    last batch has the same shape every epoch, so it is tuned once.
+    """
+    if count <= batch_size:
+        return [slice(0, count)]
+    return [slice(s, s + batch_size) for s in range(0, count - batch_size + 1, batch_size)]
 
 
 def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch: int,
                 rows: torch.Tensor | None = None) -> float:
-    """One pass over the training split in the sampling strategy's order; returns the mean loss
-    (NaN when the loss stopped being finite, which ends the trial).
+    """One pass over the training split in the sampling strategy's order.
 
-    ``labels`` are the training labels. ``images`` are the training images, or, with ``rows``
-    (the training split's row numbers), the whole set: batches are then gathered from it, so
-    concurrent trials share one copy of the data (Ray's object store) instead of each copying
-    its training split."""
+    ``labels`` are the training labels (on the host). ``images`` are the training images, or,
+    with ``rows`` (the training split's row numbers), the whole set: batches are then gathered
+    from it, so concurrent trials share one copy of the data (Ray's object store) instead of
+    each copying its training split. Images already on the trial's device are indexed there.
+
+    Returns:
+        The mean training loss, or NaN when a step's loss or, after the epoch, a weight is not
+        finite: the trial diverged. Both are accumulated on the device and read once, at the
+        end of the epoch (a check per step would wait for the device every step).
+    """
     config, device = trial.config, trial.device
     seed = epoch_seed(config.seed, epoch)
     torch.manual_seed(seed)  # dropout and anything else drawing from torch's global generator
     generator = torch.Generator(device).manual_seed(seed)
     order = torch.from_numpy(epoch_indices(config.sampling, labels.numpy(), config.seed, epoch))
     trial.model.train()
-    total, count = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
-        index = order[start:start + config.batch_size]
-        if len(index) < 2 and count:  # a batch of one breaks batch norm; it is dropped
-            break
-        x = images[index if rows is None else rows[index]].to(device, non_blocking=True)
-        y = labels[index].to(device, non_blocking=True)
+    loss_sum = torch.zeros((), device=device)
+    finite = torch.ones((), dtype=torch.bool, device=device)
+    count = 0
+    split = SplitRows(images, labels, rows)
+    for x, y in batches(split, order, batch_slices(len(order), config.batch_size), device):
         if trial.augment.enabled:
             x = augment(x, trial.augment, generator)
         if device.type == "cuda" and config.channels_last:
@@ -136,96 +143,153 @@ def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch:
         with torch.autocast(device.type, dtype=trial.autocast_dtype,
                             enabled=trial.autocast_dtype is not None):
             loss = trial.loss(trial.model(x), y)
-        if not torch.isfinite(loss):
-            return math.nan
         trial.optimizer.zero_grad(set_to_none=True)
         trial.scaler.scale(loss).backward()
         trial.scaler.step(trial.optimizer)
         trial.scaler.update()
-        total += loss.item() * len(index)
-        count += len(index)
+        loss = loss.detach().float()
+        loss_sum += loss * len(y)
+        finite &= torch.isfinite(loss)
+        count += len(y)
     if trial.scheduler is not None:
         trial.scheduler.step()
-    return total / max(count, 1)
+    finite &= parameters_finite(trial.model)
+    total, ok = torch.stack([loss_sum, finite.float()]).tolist()  # the epoch's one sync
+    return total / max(count, 1) if ok else math.nan
+
+
+def parameters_finite(model: torch.nn.Module) -> torch.Tensor:
+    """Whether every weight is finite, as a boolean tensor on the weights' device (no sync)."""
+    return torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
 
 
 @torch.no_grad()
 def predict(trial: Trial, images: torch.Tensor, batch_size: int = 256,
             rows: torch.Tensor | None = None) -> torch.Tensor:
     """Class probabilities (N, num_classes) for ``images`` (or ``images[rows]``, gathered a batch
-    at a time), in evaluation mode."""
+    at a time), in evaluation mode; on the host, copied there once."""
     trial.model.eval()
     out = []
     count = len(images) if rows is None else len(rows)
     for start in range(0, count, batch_size):
-        x = images[start:start + batch_size] if rows is None else images[rows[start:start + batch_size]]
-        x = x.to(trial.device)
+        index = slice(start, start + batch_size)
+        x = to_device(images[index] if rows is None else images[rows[index]], trial.device)
         if trial.device.type == "cuda" and trial.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(trial.device.type, dtype=trial.autocast_dtype,
                             enabled=trial.autocast_dtype is not None):
-            out.append(trial.loss.probabilities(trial.model(x)).float().cpu())
-    return torch.cat(out)
+            out.append(trial.loss.probabilities(trial.model(x)).float())
+    return torch.cat(out).cpu()
 
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1 and ROC AUC (binary, or one-vs-rest macro) with scikit-learn."""
+    """Accuracy, macro F1 and ROC AUC (binary, or one-vs-rest macro) with scikit-learn.
+
+    AUC is NaN when a class is missing from ``labels`` (it is undefined then).
+
+    Raises:
+        ValueError: ``probabilities`` are not all finite: a diverged model has no metrics.
+    """
+    if not np.isfinite(probabilities).all():
+        raise ValueError("probabilities are not all finite: the model diverged")
     predicted = probabilities.argmax(1)
     metrics = {"accuracy": accuracy_score(labels, predicted),
                "f1": f1_score(labels, predicted, average="macro")}
-    try:
-        if probabilities.shape[1] == 2:
-            metrics["auc"] = roc_auc_score(labels, probabilities[:, 1])
-        else:
-            metrics["auc"] = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
-                                           labels=np.arange(probabilities.shape[1]))
-    except ValueError:  # a class missing from the split: AUC is undefined
+    num_classes = probabilities.shape[1]
+    if len(np.unique(labels)) < num_classes:
         metrics["auc"] = math.nan
+    elif num_classes == 2:
+        metrics["auc"] = roc_auc_score(labels, probabilities[:, 1])
+    else:
+        metrics["auc"] = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
+                                       labels=np.arange(num_classes))
     return {k: float(v) for k, v in metrics.items()}
+
+
+def validation_metrics(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Validation loss (of the probabilities), accuracy, macro F1 and ROC AUC."""
+    log_p = torch.log(probabilities.clamp_min(1e-12))
+    val_loss = torch.nn.functional.nll_loss(log_p, labels).item()
+    metrics = classification_metrics(probabilities.numpy(), labels.numpy())
+    return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
 
 
 def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor,
              rows: torch.Tensor | None = None, with_probabilities: bool = False):
     """Validation loss, accuracy, macro F1 and ROC AUC; ``rows`` as in :func:`predict`. With
-    ``with_probabilities``, also the class probabilities: ``(metrics, probabilities)``."""
+    ``with_probabilities``, also the class probabilities: ``(metrics, probabilities)``.
+
+    Raises:
+        ValueError: The probabilities are not all finite (see :func:`classification_metrics`).
+    """
     probabilities = predict(trial, images, batch_size=trial.config.batch_size * 2, rows=rows)
-    log_p = torch.log(probabilities.clamp_min(1e-12))
-    val_loss = torch.nn.functional.nll_loss(log_p, labels).item()
-    metrics = classification_metrics(probabilities.numpy(), labels.numpy())
-    metrics = {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+    metrics = validation_metrics(probabilities, labels)
     return (metrics, probabilities.numpy()) if with_probabilities else metrics
 
 
-def save_checkpoint(trial: Trial, folder: str, epoch: int, dataset: ImageDataset) -> None:
-    """Model, optimizer, scheduler, epoch and config: loadable with ``torch.load(weights_only=True)``."""
-    torch.save({
-        "model": trial.model.state_dict(),
-        "optimizer": trial.optimizer.state_dict(),
-        "scheduler": trial.scheduler.state_dict() if trial.scheduler else None,
-        "scaler": trial.scaler.state_dict(),
-        "epoch": epoch,
-        "config": trial.config.to_dict(),
-        "class_names": list(dataset.class_names),
-        "in_chans": dataset.in_chans,
-        "normalization": dataset.normalization,
-    }, os.path.join(folder, CHECKPOINT_FILE))
+def training_state(trial: Trial, epoch: int) -> dict[str, Any]:
+    """What resume needs of the trial after epoch ``epoch`` (0-based)."""
+    return {"model": trial.model.state_dict(), "optimizer": trial.optimizer.state_dict(),
+            "scheduler": trial.scheduler.state_dict() if trial.scheduler else None,
+            "scaler": trial.scaler.state_dict(), "epoch": epoch}
 
 
-def load_checkpoint(trial: Trial, folder: str) -> int:
-    """Restore a trial's state; returns the epoch to continue from."""
-    state = torch.load(os.path.join(folder, CHECKPOINT_FILE), map_location=trial.device,
-                       weights_only=True)
+def load_checkpoint(trial: Trial, folder: str, mode: str = "max") -> tuple[int, Best, dict | None]:
+    """Restore a trial's state from a checkpoint folder; returns the epoch to continue from and
+    the best value, epoch and weights so far."""
+    state = checkpoint.load_state(folder, trial.device)
     trial.model.load_state_dict(state["model"])
     trial.optimizer.load_state_dict(state["optimizer"])
     if trial.scheduler is not None and state["scheduler"] is not None:
         trial.scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler"):
         trial.scaler.load_state_dict(state["scaler"])
-    return state["epoch"] + 1
+    return (state["epoch"] + 1, *checkpoint.restore_best(state, folder, mode))
+
+
+def place_data(trial: Trial, dataset: ImageDataset) -> tuple[SplitRows, SplitRows]:
+    """The train and val splits where the trial reads them, and one printed line saying where:
+    copied to the GPU once when they fit the trial's share of it, else row numbers into the
+    shared host copy (see :func:`trainable.device.data_placement`)."""
+    # Row numbers, not copies: every concurrent trial reads the one shared array (ray#41575).
+    rows = [torch.from_numpy(dataset.splits[name]) for name in ("train", "val")]
+    cuda = trial.device.type == "cuda"
+    total = torch.cuda.get_device_properties(trial.device).total_memory if cuda else None
+    resident, line = data_placement(split_bytes(dataset.images, dataset.labels, *rows),
+                                    trial.device.type, total, trial.gpu_fraction)
+    print(line, flush=True)  # in the trial's log, where Ray keeps its output
+    train_split, val_split = (place_split(dataset.images, dataset.labels, r, trial.device, resident)
+                              for r in rows)
+    return train_split, val_split
+
+
+def _epoch(trial: Trial, train_split: SplitRows, val_split: SplitRows,
+           epoch: int) -> tuple[dict[str, float], np.ndarray | None]:
+    """Train and validate one epoch: its metrics and validation probabilities; or, when the loss,
+    a weight or a probability is not finite, the :data:`DIVERGED` metrics and None."""
+    train_loss = train_epoch(trial, train_split.images, train_split.labels, epoch,
+                             rows=train_split.rows)
+    if math.isfinite(train_loss):
+        probabilities = predict(trial, val_split.images, trial.config.batch_size * 2,
+                                rows=val_split.rows)
+        if torch.isfinite(probabilities).all():  # never a metric from non-finite probabilities
+            scores = validation_metrics(probabilities, val_split.labels)
+            metrics = {"train_loss": train_loss, **scores, "epoch": epoch + 1, "diverged": 0}
+            return metrics, probabilities.numpy()
+    return {**DIVERGED, "epoch": epoch + 1, "diverged": 1}, None
+
+
+def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
+    """The last report of a trial that ran out of GPU memory: infeasible, as a diverged one."""
+    release(trial.device)
+    log.warning("CUDA out of memory: %s at batch size %d does not fit in GPU fraction %g; the "
+                "trial ends as infeasible", trial.config.backbone, trial.config.batch_size,
+                trial.gpu_fraction)
+    return {**DIVERGED, "epoch": epoch + 1, "diverged": 1, "out_of_memory": 1}
 
 
 def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
-          reporter: Reporter | None = None) -> dict[str, float]:
+          reporter: Reporter | None = None, metric: str = "val_auc", mode: str = "max") -> dict[str, float]:
     """Train one configuration, reporting metrics and a checkpoint after every epoch.
 
     Args:
@@ -233,37 +297,56 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
         dataset: The loaded data set (its ``train`` and ``val`` splits are used).
         reporter: Where metrics and checkpoints go; default a temporary local folder.
             Resumes from ``reporter.restore()`` when it returns a checkpoint.
+        metric, mode: What "best" means (:mod:`trainable.best`): every epoch also reports
+            ``best_<metric>`` and ``best_epoch``, and the checkpoint keeps that epoch's weights.
 
     Returns:
-        The last epoch's metrics. A trial whose loss stops being finite reports the worst value
-        of every metric with ``diverged: 1`` and stops.
+        The last epoch's metrics. A trial whose training loss, weights or validation
+        probabilities stop being finite reports the worst value of every metric
+        (:data:`DIVERGED`) with ``diverged: 1`` and stops; one that runs out of GPU memory does
+        the same with ``out_of_memory: 1`` too, and returns normally: it would run out again,
+        so it is an infeasible configuration for the search, not a failure to retry.
 
     Raises:
         UserError: an invalid configuration, before any training.
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
+    if metric not in DIVERGED or metric == "train_loss" or mode not in MODES:
+        raise UserError(f"metric {metric!r} / mode {mode!r}: the metric is one of val_auc, val_accuracy, "
+                        "val_f1, val_loss and the mode max or min")
     trial = setup(config, dataset)
+    try:
+        return _train_epochs(trial, dataset, reporter, metric, mode)
+    finally:
+        release(trial.device)  # the cached GPU memory goes to the GPU's next trial
+
+
+def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None, metric: str,
+                  mode: str) -> dict[str, float]:
+    """Every epoch from the reporter's checkpoint on; returns the last epoch's metrics."""
+    config = trial.config
     if reporter is None:
         reporter = LocalReporter(tempfile.mkdtemp(prefix="trial-"))
         log.info("checkpoints and metrics of this trial go to %s", reporter.root)
     restored = reporter.restore()
-    start = load_checkpoint(trial, restored) if restored else 0
-    # Row numbers, not copies: every concurrent trial reads the one shared array (ray#41575).
-    train_rows, val_rows = (torch.from_numpy(dataset.splits[name]) for name in ("train", "val"))
-    y_train, y_val = dataset.labels[train_rows], dataset.labels[val_rows]
-    metrics: dict[str, float] = {}
+    start, best, best_weights = load_checkpoint(trial, restored, mode) if restored else (0, Best(mode), None)
+    about = checkpoint.describe(config.to_dict(), dataset)
+    train_split, val_split = place_data(trial, dataset)
+    metrics: dict[str, float] | None = {}
     for epoch in range(start, config.epochs):
-        train_loss = train_epoch(trial, dataset.images, y_train, epoch, rows=train_rows)
-        probabilities = None
-        if math.isnan(train_loss):
-            metrics = {**DIVERGED, "epoch": epoch + 1, "diverged": 1}
-        else:
-            scores, probabilities = validate(trial, dataset.images, y_val, rows=val_rows, with_probabilities=True)
-            metrics = {"train_loss": train_loss, **scores, "epoch": epoch + 1, "diverged": 0}
+        try:
+            metrics, probabilities = _epoch(trial, train_split, val_split, epoch)
+        except torch.cuda.OutOfMemoryError:
+            metrics, probabilities = None, None  # handled once the error's frames let go of memory
+        if metrics is None:
+            metrics = _out_of_memory(trial, epoch)
+        if best.update(metrics[metric], epoch + 1, diverged=bool(metrics["diverged"])):
+            best_weights = checkpoint.weights_copy(trial.model)
+        if best.value is not None:
+            metrics.update({best_key(metric): best.value, BEST_EPOCH: best.epoch})
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            save_checkpoint(trial, folder, epoch, dataset)
-            if probabilities is not None:  # for the plots of the trial's W&B run
-                np.save(os.path.join(folder, VAL_PROBABILITIES_FILE), probabilities.astype(np.float32))
+            checkpoint.save(folder, state=training_state(trial, epoch), about=about, best=best,
+                            best_weights=best_weights, probabilities=probabilities)
             reporter.report(metrics, folder)
         if metrics["diverged"]:
             break

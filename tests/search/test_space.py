@@ -124,3 +124,13 @@ def test_set_wins_over_the_cpu_block(tmp_path):
     space = load_space(path, ["search.num_samples=1", "cpu.trial.epochs=2"], has_gpu=False)
     assert space.search.num_samples == 1 and space.epochs == 2
     assert load_space(path, ["search.num_samples=1"], has_gpu=True).search.num_samples == 1
+
+
+@pytest.mark.parametrize("gpu", [2, 1.5])
+def test_more_than_one_gpu_a_trial_is_refused(tmp_path, gpu):
+    path = _write(tmp_path, {**GOOD, "trial": {"epochs": 6, "resources": {"cpu": 1, "gpu": gpu}}})
+    with pytest.raises(UserError, match=r"trial\.resources\.gpu: at most 1, got .*one trial uses one device"):
+        load_space(path)
+    for fine in (1, 0.25):
+        path = _write(tmp_path, {**GOOD, "trial": {"epochs": 6, "resources": {"cpu": 1, "gpu": fine}}})
+        assert load_space(path).resources["gpu"] == fine

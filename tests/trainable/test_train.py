@@ -2,7 +2,9 @@
 
 import copy
 import math
+import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,7 +13,8 @@ from trainable.losses import LOSSES
 from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.report import LocalReporter
 from trainable.sampling import SAMPLERS
-from trainable.train import CHECKPOINT_FILE, setup, train
+from trainable.checkpoint import CHECKPOINT_FILE, VAL_PROBABILITIES_FILE
+from trainable.train import DIVERGED, batch_slices, classification_metrics, setup, train, train_epoch
 from trainable.errors import UserError
 
 FAST = {"backbone": "simple_cnn", "epochs": 3, "batch_size": 32, "lr": 3e-3, "threads": 1}
@@ -24,7 +27,8 @@ def _run(config, dataset, tmp_path, name="run"):
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
 def test_every_optimizer_beats_chance(optimizer, three_digits, tmp_path):
-    lr = 0.05 if optimizer == "sgd" else 3e-3
+    # SGD at 0.05 is chaotic on this set (3 seeds in 4 end below chance at epoch 3): 0.02 is not.
+    lr = 0.02 if optimizer == "sgd" else 3e-3
     metrics, reporter = _run({"optimizer": optimizer, "lr": lr}, three_digits, tmp_path)
     assert metrics["val_accuracy"] > 0.8 and metrics["val_auc"] > 0.9
     assert [m["epoch"] for m in reporter.history] == [1, 2, 3]
@@ -162,3 +166,99 @@ def test_pretrained_path_loads_local_weights(three_digits, tmp_path):
     stem = next(n for n, p in source.named_parameters() if p.ndim == 4)
     assert torch.allclose(dict(model.named_parameters())[stem][:, 0],
                           dict(source.named_parameters())[stem].sum(1), atol=1e-6)
+
+
+def test_ragged_last_training_batch_is_dropped():
+    assert batch_slices(10, 4) == [slice(0, 4), slice(4, 8)]
+    assert batch_slices(8, 4) == [slice(0, 4), slice(4, 8)]
+    assert batch_slices(3, 4) == [slice(0, 3)]  # no full batch: one batch of all
+
+
+class PoisonAfterEpoch:
+    """A scheduler whose epoch-end step sets one weight to NaN, after every step's loss was finite."""
+
+    def __init__(self, optimizer, *args, **kwargs):
+        self.weight = optimizer.param_groups[0]["params"][0]
+
+    def step(self):
+        with torch.no_grad():
+            self.weight.view(-1)[0] = float("nan")
+
+    def state_dict(self):
+        return {}
+
+
+def _assert_diverged_at_once(metrics, reporter):
+    assert metrics["diverged"] == 1 and len(reporter.history) == 1
+    assert {k: metrics[k] for k in DIVERGED} == DIVERGED
+    assert not (reporter.root / "checkpoint" / VAL_PROBABILITIES_FILE).exists()
+
+
+def test_nan_weights_end_the_trial_as_diverged(three_digits, tmp_path, monkeypatch):
+    monkeypatch.setattr("trainable.train.build_scheduler", PoisonAfterEpoch)
+    metrics, reporter = _run({"epochs": 3}, three_digits, tmp_path)
+    _assert_diverged_at_once(metrics, reporter)
+
+
+def test_nan_validation_probabilities_end_the_trial_without_metrics(three_digits, tmp_path, monkeypatch):
+    poisoned = copy.copy(three_digits)
+    poisoned.images = three_digits.images.clone()
+    poisoned.images[torch.from_numpy(three_digits.splits["val"])] = float("nan")
+    scored = []
+    monkeypatch.setattr("trainable.train.classification_metrics",
+                        lambda p, y: scored.append(p) or classification_metrics(p, y))
+    metrics, reporter = _run({"epochs": 3}, poisoned, tmp_path)
+    _assert_diverged_at_once(metrics, reporter)
+    assert scored == []
+
+
+def test_classification_metrics_refuse_nan_and_only_a_missing_class_makes_auc_nan():
+    labels = np.array([0, 1, 2, 1])
+    probabilities = np.eye(3)[labels] * 0.7 + 0.1
+    assert classification_metrics(probabilities, labels)["auc"] == 1.0
+    probabilities[1, 0] = np.nan
+    with pytest.raises(ValueError, match="not all finite"):
+        classification_metrics(probabilities, labels)
+    assert math.isnan(classification_metrics(np.eye(3)[[0, 1, 1]] * 0.7 + 0.1, np.array([0, 1, 1]))["auc"])
+    assert math.isnan(classification_metrics(np.array([[0.8, 0.2], [0.6, 0.4]]), np.array([0, 0]))["auc"])
+
+
+def test_out_of_memory_ends_the_trial_once_as_infeasible(three_digits, tmp_path, monkeypatch, caplog):
+    from trainable.models import SimpleCNN
+
+    def forward(self, x):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    released = []
+    monkeypatch.setattr(SimpleCNN, "forward", forward)
+    monkeypatch.setattr("trainable.train.release", released.append)
+    metrics, reporter = _run({"epochs": 3}, three_digits, tmp_path)  # returns: nothing to retry
+    assert metrics["out_of_memory"] == 1 and metrics["diverged"] == 1 and len(reporter.history) == 1
+    assert {k: metrics[k] for k in DIVERGED} == DIVERGED
+    lines = [r.getMessage() for r in caplog.records if "out of memory" in r.getMessage()]
+    assert len(lines) == 1 and "batch size 32" in lines[0] and "GPU fraction 1" in lines[0]
+    assert released == [torch.device("cpu")] * 2  # after the error, and when the trial ends
+
+
+def test_a_trial_says_in_one_line_where_its_data_is(three_digits, tmp_path, capsys):
+    _run({"epochs": 2}, three_digits, tmp_path)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("data:")]
+    assert len(lines) == 1 and "host memory" in lines[0]
+
+
+def test_an_epoch_reads_the_device_once(three_digits, monkeypatch):
+    """Reading a tensor's value waits for the device: the loop does it once an epoch, not a step."""
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if caller.endswith(("trainable/train.py", "trainable/device.py")):
+                reads.append(caller)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    trial = setup(TrainConfig(**{**FAST, "batch_size": 16}), three_digits)
+    images, labels = three_digits.split("train")
+    assert math.isfinite(train_epoch(trial, images, labels, 0))
+    assert len(reads) == 1  # 23 steps
