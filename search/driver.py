@@ -10,10 +10,11 @@ import dataclasses
 import logging
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
 from search.searcher import PruningOptunaSearch
-from search.space import Distribution, Space, _dependency_order, define_by_run
+from search.space import Distribution, Space, define_by_run, dependency_order
 from trainable.data import ImageDataset
 from trainable.data.config import DataConfig
 
@@ -38,16 +39,18 @@ def node_dataset(data: DataConfig) -> ImageDataset:
     return _NODE_DATA[key]
 
 
-def trial(config: dict[str, Any], fixed: dict[str, Any], dataset: ImageDataset | None = None,
-          data: DataConfig | None = None) -> None:
+def trial(config: dict[str, Any], fixed: dict[str, Any], metric: str, mode: str,
+          dataset: ImageDataset | None = None, data: DataConfig | None = None) -> None:
     """The Ray trainable: one configuration (the file's fixed ``trial:`` settings, then the
     searched ones) trained on the shared data set (``dataset``, from the object store, or read on
-    the node as ``data`` says), resuming from Ray's checkpoint if any."""
+    the node as ``data`` says), resuming from Ray's checkpoint if any. The trial keeps its best
+    epoch's weights by the search's ``metric`` and ``mode``."""
     from trainable.report import RayReporter
     from trainable.train import train
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint otherwise
-    train({**fixed, **config}, dataset if dataset is not None else node_dataset(data), RayReporter())
+    train({**fixed, **config}, dataset if dataset is not None else node_dataset(data), RayReporter(),
+          metric=metric, mode=mode)
 
 
 def trial_name(trial) -> str:
@@ -59,7 +62,7 @@ def grid_points(space: Space) -> list[dict[str, Any]]:
     """Every configuration of a grid search: the product of the choices (and integer ranges),
     a conditional parameter varying only where its ``when`` holds, each configuration once."""
     points: list[dict[str, Any]] = [{}]
-    for key in _dependency_order(space.space):
+    for key in dependency_order(space.space):
         value = space.space[key]
         expanded = []
         for point in points:
@@ -82,10 +85,14 @@ def startup_trials(num_samples: int) -> int:
     return max(3, min(10, num_samples // 4))
 
 
-def build_searcher(space: Space):
+def build_searcher(space: Space, journal: str | os.PathLike | None = None):
     """The search algorithm: Optuna TPE (seeded; conditional parameters sampled jointly, pending
     trials counted with a constant liar, diverged trials infeasible), Optuna random sampling, or Ray's grid of
-    :func:`grid_points`. Returns ``(searcher, num_samples)``."""
+    :func:`grid_points`. Returns ``(searcher, num_samples)``.
+
+    With ``journal`` (a file path), the Optuna study is kept in that journal file as the search
+    runs (Optuna's ``JournalStorage``): the results folder's ``optuna.journal``, readable with
+    ``optuna.load_study`` at any time, and what a resumed search's searcher reads back."""
     import optuna
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -102,10 +109,14 @@ def build_searcher(space: Space):
                 multivariate=True, group=True, constant_liar=True)
     else:
         sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+    storage = None
+    if journal is not None:
+        backend = optuna.storages.journal.JournalFileBackend(str(Path(journal).resolve()))
+        storage = optuna.storages.JournalStorage(backend)
     searcher = PruningOptunaSearch(
         define_by_run(space), metric=space.metric, mode=space.mode, sampler=sampler,
         points_to_evaluate=[dict(p) for p in settings.start_from] or None,
-        study_name=space.name, max_epochs=space.epochs)
+        study_name=space.name, max_epochs=space.epochs, storage=storage)
     return searcher, settings.num_samples
 
 
@@ -155,11 +166,12 @@ def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_st
     from ray import tune
 
     resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
+    settings = {"fixed": dict(space.trial), "metric": space.metric, "mode": space.mode}
     if sharing == "path":
         data = dataclasses.replace(space.data, path=str(space.data.root.resolve()), simulate=None)
-        trainable = tune.with_parameters(trial, data=data, fixed=dict(space.trial))
+        trainable = tune.with_parameters(trial, data=data, **settings)
     else:
-        trainable = tune.with_parameters(trial, dataset=dataset, fixed=dict(space.trial))
+        trainable = tune.with_parameters(trial, dataset=dataset, **settings)
     return tune.with_resources(trainable, resources)
 
 
@@ -169,20 +181,20 @@ def run_config(space: Space, name: str, storage: str, callbacks: list):
     return tune.RunConfig(
         name=name, storage_path=storage, callbacks=callbacks,
         progress_reporter=progress_reporter(space), verbose=1,
-        # The best checkpoint of each trial (by the metric) and, always, its latest.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=space.metric,
-                                                checkpoint_score_order=space.mode),
+        # Each trial's latest checkpoint only: it holds the best epoch's weights too
+        # (trainable.checkpoint), without a second copy of the optimizer state.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
         # A trial whose worker or node died restarts from its latest checkpoint, twice at most.
         failure_config=tune.FailureConfig(max_failures=2),
     )
 
 
 def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, callbacks: list,
-                sharing: str = "object_store"):
-    """A new search."""
+                sharing: str = "object_store", journal: str | os.PathLike | None = None):
+    """A new search (``journal``: where the Optuna study is kept, see :func:`build_searcher`)."""
     from ray import tune
 
-    searcher, num_samples = build_searcher(space)
+    searcher, num_samples = build_searcher(space, journal)
     tune_config = tune.TuneConfig(
         metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=build_scheduler(space),
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,

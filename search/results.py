@@ -8,8 +8,8 @@
 * ``leaderboard.csv``: every trial, best first;
 * ``best_config.yaml``: a space file that retrains exactly the best configuration;
 * ``best_model.pt``: the best checkpoint's weights and settings (:mod:`trainable.export`);
-* ``optuna.journal``: the Optuna study (every finished trial, pruned ones at the step they were
-  stopped), for ``optuna.load_study`` and ``optuna.importance``;
+* ``optuna.journal``: the Optuna study, kept there by the searcher as the search runs (pruned
+  trials at the epoch they were stopped), for ``optuna.load_study`` and ``optuna.importance``;
 * ``history.csv``: every epoch of every trial (the learning curves);
 * ``test_predictions.csv`` and ``misclassified.npz``: the best model on the test split, image by
   image, and its most confident mistakes.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,32 +31,40 @@ from sklearn.metrics import confusion_matrix
 from search.files import (BEST_CONFIG_FILE, HISTORY_FILE, LEADERBOARD_FILE, MISCLASSIFIED_FILE, MODEL_FILE,
                           PREDICTIONS_FILE, STUDY_FILE, SUMMARY_FILE)
 from search.space import Distribution, Space
+from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite
+from trainable.checkpoint import fetch_best
 from trainable.data import ImageDataset
 from trainable.export import export_model, load_model
 from trainable.train import classification_metrics
 
+STATUSES = ("completed", "stopped", "diverged", "out_of_memory", "error")
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+def trial_best(result, space: Space) -> Best:
+    """A trial's best value and epoch: as the trial reported them (:mod:`trainable.best`), else
+    worked out the same way from the epochs it reported (a trial that failed before its first)."""
+    metrics = result.metrics or {}
+    value = finite(metrics.get(best_key(space.metric)))
+    if value is not None:
+        return Best(space.mode, value, int(metrics.get(BEST_EPOCH) or 0) or None)
+    frame = result.metrics_dataframe
+    if frame is None or space.metric not in frame or "epoch" not in frame:
+        return Best(space.mode)
+    return best_of(frame[space.metric], frame["epoch"], space.mode,
+                   frame["diverged"] if "diverged" in frame else None)
 
 
 def trial_records(grid, space: Space) -> list[dict[str, Any]]:
-    """One record per trial: id, configuration, status, epochs run, best value, node."""
+    """One record per trial: id, configuration, status, epochs run, best value and epoch, node."""
     records = []
     for result in grid:
         metrics = result.metrics or {}
-        frame = result.metrics_dataframe
-        values = [] if frame is None or space.metric not in frame else [
-            v for v in frame[space.metric].tolist() if _finite(v) is not None]
-        best = (max if space.mode == "max" else min)(values) if values else None
+        best = trial_best(result, space)
         epochs = int(metrics.get("epoch", 0) or 0)
         if result.error is not None:
             status = "error"
+        elif metrics.get("out_of_memory"):
+            status = "out_of_memory"
         elif metrics.get("diverged"):
             status = "diverged"
         elif epochs >= space.epochs:
@@ -65,7 +74,7 @@ def trial_records(grid, space: Space) -> list[dict[str, Any]]:
         records.append({
             "trial_id": metrics.get("trial_id") or Path(result.path).name,
             "config": {**space.trial, **(result.config or {})},
-            "status": status, "epochs": epochs, "best": best,
+            "status": status, "epochs": epochs, "best": best.value, "best_epoch": best.epoch,
             "node_id": metrics.get("node_id"), "path": result.path,
             "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:300],
         })
@@ -110,7 +119,7 @@ def evaluate(model_path: str | Path, dataset: ImageDataset, split: str = "test",
     metrics = classification_metrics(probabilities, labels.numpy())
     matrix = confusion_matrix(labels.numpy(), probabilities.argmax(1), labels=np.arange(dataset.num_classes))
     return {"split": split, "n": int(len(labels)), "accuracy": metrics["accuracy"],
-            "f1_macro": metrics["f1"], "auc": _finite(metrics["auc"]),
+            "f1_macro": metrics["f1"], "auc": finite(metrics["auc"]),
             "class_names": list(dataset.class_names), "confusion_matrix": matrix.tolist()}
 
 
@@ -163,36 +172,6 @@ def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[st
             "search": {"algorithm": "random", "num_samples": 1, "scheduler": "none"}}
 
 
-def export_study(experiment_path: str, folder: Path, study_name: str) -> Path | None:
-    """Copy the searcher's Optuna study, as Ray last saved it, to ``folder/optuna.journal``.
-
-    Returns None when the search used no Optuna searcher (grid). An experiment in remote storage
-    (``s3://``, ``gs://``) has its searcher state downloaded first.
-    """
-    import optuna
-
-    from search.cluster import download_matching, is_uri
-    from search.searcher import PruningOptunaSearch
-
-    remote = download_matching(experiment_path, "searcher-state-") if is_uri(experiment_path) else None
-    local = remote.name if remote is not None else experiment_path
-    try:
-        if not Path(local).is_dir() or not list(Path(local).glob("searcher-state-*.pkl")):
-            return None
-        searcher = PruningOptunaSearch(max_epochs=1)
-        searcher.restore_from_dir(local)
-    finally:
-        if remote is not None:
-            remote.cleanup()
-    study = searcher._ot_study  # Ray's searcher keeps it private; its state is this pickle
-    out = folder / STUDY_FILE
-    out.unlink(missing_ok=True)
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out)))
-    copy = optuna.create_study(study_name=study_name, storage=storage, direction=study.direction)
-    copy.add_trials([t for t in study.trials if t.state.is_finished()])
-    return out
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -201,7 +180,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return _finite(value)
+        return finite(value)
     return value
 
 
@@ -223,24 +202,24 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
         "epochs": space.epochs, "algorithm": space.search.algorithm, "scheduler": space.search.scheduler,
         "num_trials": len(records), "complete": complete,
-        "status_counts": {s: sum(r["status"] == s for r in records)
-                          for s in ("completed", "stopped", "diverged", "error")},
+        "status_counts": {s: sum(r["status"] == s for r in records) for s in STATUSES},
         "experiment_path": experiment_path, "cluster": cluster, "best_trial": None, "best_config": None,
         "best_val": None, "test": None, "model": None,
     }
     best = ranked[0] if ranked and ranked[0]["best"] is not None else None
     if best is not None:
         result = next(r for r in grid if r.path == best["path"])
-        checkpoint = result.get_best_checkpoint(space.metric, space.mode)
-        with checkpoint.as_directory() as directory:
-            model_path = export_model(directory, folder / MODEL_FILE, image_size=space.data.image_size
-                                      and list(space.data.image_size), metric=space.metric,
-                                      trial_id=best["trial_id"])
+        with tempfile.TemporaryDirectory(prefix="best-") as directory:
+            # The latest checkpoint holds the best epoch's weights; only that file is read.
+            fetch_best(result.checkpoint, directory)
+            about = {"image_size": space.data.image_size and list(space.data.image_size),
+                     "input_size": list(dataset.image_shape), "metric": space.metric,
+                     "trial_id": best["trial_id"]}
+            model_path = export_model(directory, folder / MODEL_FILE, **about)
             probabilities = load_model(model_path).predict(dataset.split("test")[0]).numpy()
             test = evaluate(model_path, dataset, probabilities=probabilities)
             write_predictions(folder, dataset, probabilities)
-            export_model(directory, model_path, image_size=space.data.image_size and list(space.data.image_size),
-                         metric=space.metric, trial_id=best["trial_id"],
+            export_model(directory, model_path, **about,
                          test={k: test[k] for k in ("accuracy", "f1_macro", "auc")})
         best_epoch = load_model(model_path).info["epoch"]
         summary.update(best_trial=best["trial_id"], best_config=best["config"],
@@ -251,7 +230,8 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
             f"{space.metric} {best['best']:.4f}).\n# Retrain it: python -m search.run "
             f"{folder / BEST_CONFIG_FILE}\n"
             + yaml.safe_dump(best_config_file(space, best["config"], name), sort_keys=False))
-    summary["study"] = export_study(experiment_path, folder, name) and str(folder / STUDY_FILE)
+    # The searcher kept the Optuna study in the results folder as it ran (search.driver).
+    summary["study"] = str(folder / STUDY_FILE) if (folder / STUDY_FILE).is_file() else None
     summary["trials"] = [{k: v for k, v in r.items() if k != "path"} for r in records]
     partial = folder / f"{SUMMARY_FILE}.partial"
     partial.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")

@@ -22,12 +22,13 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from search import cluster
-from search.files import REPORT_FOLDER, SPACE_COPY, SUMMARY_FILE
+from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
@@ -143,113 +144,178 @@ def job_warning(args: argparse.Namespace, storage: str) -> None:
               flush=True)
 
 
-def resolve(args: argparse.Namespace) -> tuple[Space, str, Path, str]:
-    """The checked space (cpu: block not yet decided), its name, results folder and Ray storage."""
-    if args.resume:
-        if args.set:
-            raise UserError("--set cannot change a search being resumed; start a new one with --name")
-        first = load_space(args.space, has_gpu=True)
-        name = args.name or first.name
-        folder = Path(args.results) / name
-        saved = folder / SPACE_COPY
-        if not saved.is_file():
-            raise UserError(f"--resume: {folder} holds no search named {name!r} to resume")
-        space = load_space(saved, has_gpu=True)
-    else:
-        # Both variants are checked now, before Ray starts: the cpu: block is merged only later.
-        space = load_space(args.space, args.set, has_gpu=True)
-        load_space(args.space, args.set, has_gpu=False)
-        name = args.name or space.name
-        folder = Path(args.results) / name
+@dataclass
+class Plan:
+    """What this run of the driver does, settled before Ray starts.
+
+    Attributes:
+        args: The command line.
+        name: The search's name (results folder, Ray experiment, W&B group, Optuna study).
+        folder: The results folder.
+        storage: Where Ray keeps the experiment (a folder or a URI).
+        spaces: The checked space for a cluster with a GPU (``True``) and without (``False``:
+            the file's ``cpu:`` block merged in). A resumed search has its one saved space under both.
+    """
+
+    args: argparse.Namespace
+    name: str
+    folder: Path
+    storage: str
+    spaces: dict[bool, Space]
+
+    @property
+    def experiment(self) -> str:
+        return f"{self.storage}/{self.name}"
+
+    @property
+    def space(self) -> Space:
+        """The space for the checks that do not depend on the cluster."""
+        return self.spaces[True]
+
+
+def _checked_name(name: str) -> str:
     if not NAME.match(name):
         raise UserError(f"--name / name: {name!r} must be letters, digits, '.', '_' or '-'")
-    storage = cluster.resolve_storage(args.storage, space.storage, args.results)
-    if not args.resume and ((folder / SPACE_COPY).exists() or (folder / SUMMARY_FILE).exists()):
+    return name
+
+
+def plan_new(args: argparse.Namespace) -> Plan:
+    """A new search: the file checked whole in both variants (GPU or not; which one applies is
+    known once Ray is up), in a results folder that holds no search yet."""
+    spaces = {gpu: load_space(args.space, args.set, has_gpu=gpu) for gpu in (True, False)}
+    name = _checked_name(args.name or spaces[True].name)
+    folder = Path(args.results) / name
+    if (folder / SPACE_COPY).exists() or (folder / SUMMARY_FILE).exists():
         raise UserError(f"{folder} already holds a search named {name!r}: continue it with --resume, "
                         "or give this one another --name")
-    return space, name, folder, storage
+    storage = cluster.resolve_storage(args.storage, spaces[True].storage, args.results)
+    check_storage(storage)
+    return Plan(args, name, folder, storage, spaces)
+
+
+def plan_resume(args: argparse.Namespace) -> Plan:
+    """A search whose driver stopped: the space as it was saved in its results folder, and Ray's
+    experiment state to continue from."""
+    from ray import tune
+
+    if args.set:
+        raise UserError("--set cannot change a search being resumed; start a new one with --name")
+    name = _checked_name(args.name or load_space(args.space, has_gpu=True).name)
+    folder = Path(args.results) / name
+    saved = folder / SPACE_COPY
+    if not saved.is_file():
+        raise UserError(f"--resume: {folder} holds no search named {name!r} to resume")
+    space = load_space(saved, has_gpu=True)  # the cpu: block, if it applied, is merged already
+    plan = Plan(args, name, folder, cluster.resolve_storage(args.storage, space.storage, args.results),
+                {True: space, False: space})
+    check_storage(plan.storage)
+    if not tune.Tuner.can_restore(plan.experiment):
+        raise UserError(f"--resume: no Ray experiment state at {plan.experiment}")
+    return plan
+
+
+def check_storage(storage: str) -> None:
+    """A storage URI can be opened and listed (a folder is checked on every node once Ray is up)."""
+    if cluster.is_uri(storage):
+        cluster.check_uri(storage)
+
+
+def check_before_ray(plan: Plan) -> str:
+    """What else needs no Ray: the data source and W&B credentials. Returns the W&B mode."""
+    check_data_source(plan.space)
+    mode = resolve_mode(plan.space.wandb.mode)
+    if mode == "online" and not has_api_key():
+        raise UserError(f"{plan.space.path}: wandb.mode: online needs W&B credentials (wandb login, or "
+                        "WANDB_API_KEY); use auto or offline to log locally and sync later")
+    return mode
+
+
+def start_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
+    """A new search's tuner and W&B callback; the resolved space saved for ``--resume`` first."""
+    from search import driver
+
+    plan.folder.mkdir(parents=True, exist_ok=True)
+    (plan.folder / SPACE_COPY).write_text(
+        f"# {plan.args.space} as search {plan.name!r} runs it (overrides and cpu: block applied)\n"
+        + yaml.safe_dump(space.raw, sort_keys=False))
+    callback = None
+    if mode != "disabled":
+        val_rows = dataset.splits["val"]
+        callback = WandbCallback(
+            space.wandb.project, space.wandb.entity, plan.name, mode, plan.folder, fixed=space.trial,
+            metric=space.metric, metric_mode=space.mode,
+            validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
+                        list(dataset.class_names)))
+    tuner = driver.build_tuner(space, dataset, plan.name, plan.storage, [callback] if callback else [],
+                               sharing, journal=plan.folder / STUDY_FILE)
+    return tuner, callback
+
+
+def resume_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
+    """A stopped search's tuner; its W&B callback comes back with the rest of the tuner."""
+    from search import driver
+
+    print(f"resuming search {plan.name!r} from {plan.experiment}", flush=True)
+    return driver.restore_tuner(plan.experiment, space, dataset, sharing), None
+
+
+def choose_space(plan: Plan) -> Space:
+    """The space for the cluster Ray is on: the ``cpu:`` block applies without a GPU."""
+    space = plan.spaces[cluster_has_gpu()]
+    if space.cpu_applied and not plan.args.resume:
+        print(f"no GPU in the Ray cluster: applying the cpu: block of {plan.args.space}", flush=True)
+    return space
 
 
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    space, name, folder, storage = resolve(args)
-    experiment = f"{storage}/{name}"
-    if cluster.is_uri(storage):
-        cluster.check_uri(storage)
-    check_data_source(space)
-    mode = resolve_mode(space.wandb.mode)
-    if mode == "online" and not has_api_key():
-        raise UserError(f"{space.path}: wandb.mode: online needs W&B credentials (wandb login, or "
-                        "WANDB_API_KEY); use auto or offline to log locally and sync later")
+    plan = plan_resume(args) if args.resume else plan_new(args)
+    mode = check_before_ray(plan)
 
     import ray
-    from ray import tune
 
     from search import driver
 
-    if args.resume and not tune.Tuner.can_restore(experiment):
-        raise UserError(f"--resume: no Ray experiment state at {experiment}")
     driver.prepare_environment()
-    job_warning(args, storage)
+    job_warning(args, plan.storage)
     target = cluster.ray_address(args.address)
     nodes = start_ray(target)
-    wandb_callback = None
+    callback = None
     try:
         # Trials on every node write checkpoints there. (Through Ray Client, ray://, this
         # machine is not a node and its folders mean nothing to the cluster: not checked.)
-        if not cluster.is_uri(storage) and not target.startswith("ray://"):
-            cluster.check_shared_folder(Path(storage), "--storage / storage", nodes)
-        if not args.resume:
-            has_gpu = cluster_has_gpu()
-            space = load_space(args.space, args.set, has_gpu=has_gpu)
-            if space.cpu_applied:
-                print(f"no GPU in the Ray cluster: applying the cpu: block of {args.space}", flush=True)
+        if not cluster.is_uri(plan.storage) and not target.startswith("ray://"):
+            cluster.check_shared_folder(Path(plan.storage), "--storage / storage", nodes)
+        space = choose_space(plan)
         check_resources(space, nodes, local=target == "local")
         dataset = prepare_data(space)
         sharing = share_data(space, dataset, nodes)
-        if not args.resume:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / SPACE_COPY).write_text(
-                f"# {args.space} as search {name!r} runs it (overrides and cpu: block applied)\n"
-                + yaml.safe_dump(space.raw, sort_keys=False))
-        if args.resume:  # the W&B callback comes back with the rest of the tuner
-            print(f"resuming search {name!r} from {experiment}", flush=True)
-            tuner = driver.restore_tuner(experiment, space, dataset, sharing)
-        else:
-            if mode != "disabled":
-                val_rows = dataset.splits["val"]
-                wandb_callback = WandbCallback(
-                    space.wandb.project, space.wandb.entity, name, mode, folder, fixed=space.trial,
-                    metric=space.metric, metric_mode=space.mode,
-                    validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
-                                list(dataset.class_names)))
-            tuner = driver.build_tuner(space, dataset, name, storage,
-                                       [wandb_callback] if wandb_callback else [], sharing)
+        tuner, callback = (resume_search if args.resume else start_search)(plan, space, dataset, sharing, mode)
         began = time.perf_counter()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
         # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
-        complete = all(t.status in ("TERMINATED", "ERROR") for t in grid._experiment_analysis.trials)
-        summary = write_results(grid, space, name, dataset, folder, experiment, complete=complete,
+        complete = grid.num_terminated + grid.num_errors == len(grid)
+        summary = write_results(grid, space, plan.name, dataset, plan.folder, plan.experiment, complete=complete,
                                 cluster={"address": target, "nodes": len(nodes),
-                                         "data_sharing": sharing, "storage": storage})
-        if wandb_callback is not None:
-            wandb_callback.close()  # the offline runs complete before they are copied
-            wandb_callback = None
-        review(space, name, folder, mode, summary)
-        if cluster.is_uri(storage):
-            print(f"results copied to {cluster.upload_folder(folder, storage, name)}/", flush=True)
+                                         "data_sharing": sharing, "storage": plan.storage})
+        if callback is not None:
+            callback.close()  # the offline runs complete before they are copied
+            callback = None
+        review(space, plan.name, plan.folder, mode, summary)
+        if cluster.is_uri(plan.storage):
+            print(f"results copied to {cluster.upload_folder(plan.folder, plan.storage, plan.name)}/", flush=True)
     finally:
-        if wandb_callback is not None:  # W&B calls still queued, if the search ended abruptly
-            wandb_callback.close()
+        if callback is not None:  # W&B calls still queued, if the search ended abruptly
+            callback.close()
         ray.shutdown()
-    report(summary, space, folder, mode, elapsed)
+    report(summary, space, plan.folder, mode, elapsed)
     if summary["best_trial"] is None:
         return 1
     if not complete and not space.search.time_budget:
         print(f"the search stopped before all its trials finished; continue it with:\n"
-              f"  python -m search.run {args.space} --name {name} --resume", flush=True)
+              f"  python -m search.run {args.space} --name {plan.name} --resume", flush=True)
         return 130
     return 0
 

@@ -1,41 +1,53 @@
-"""Ray Tune's Optuna searcher, told which trials ASHA stopped.
+"""Ray Tune's Optuna searcher, told which trials ASHA stopped; the one module that touches Ray's
+and Optuna's private names.
 
 Ray's ``OptunaSearch.on_trial_complete`` tells Optuna that every trial with a metric is COMPLETE
 with its last reported value. A trial that ASHA stopped after 3 of 30 epochs then enters TPE as
 a finished trial with a low-budget value, which TPE compares with fully trained ones as if they
 were alike. Here a trial that ends before the epoch budget (``max_t``), without an error and
 without diverging, is told PRUNED: Optuna keeps its per-epoch values (reported as intermediate
-values at each step) and TPE ranks it by the step it reached, as Optuna's own pruners do.
+values at step = the trial's epoch) and TPE ranks it by the step it reached, as Optuna's own
+pruners do.
+
+Ray's ``OptunaSearch`` gives no public way to reach the Optuna trial of a Ray trial: that is
+read through :mod:`search.adapter`, the one module that uses Ray's and Optuna's private names.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 from optuna.trial import TrialState
-from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
+
+from search.adapter import completed_trials, optuna_study, optuna_trials
+from trainable.best import Best, best_key, finite
 
 log = logging.getLogger(__name__)
 
 
 class PruningOptunaSearch(OptunaSearch):
     """``OptunaSearch`` that records trials stopped before ``max_epochs`` as pruned, full trials
-    with their best epoch's value, and diverged trials as infeasible.
+    with their best epoch's value, and diverged trials as infeasible; no NaN ever reaches Optuna.
 
     * Stopped early (by ASHA, or a time budget), neither failed nor diverged: PRUNED, with every
-      epoch's value as an intermediate value, so TPE ranks it by the step it reached.
-    * Ran the whole budget: COMPLETE with its best epoch's value, the one the leaderboard ranks
-      by and whose checkpoint is kept and exported (Ray tells Optuna the last epoch's).
-    * Diverged: COMPLETE with the constraint ``diverged`` violated, so TPE ranks it below every
-      feasible trial instead of reading the diverged sentinel value (0 AUC, infinite loss) as an
-      ordinary, merely bad, result.
+      epoch's value as an intermediate value at step = its epoch (not Ray's
+      ``training_iteration``, which restarts its count after a restore), so TPE ranks it by the
+      epoch it reached.
+    * Ran the whole budget: COMPLETE with its best epoch's value (:mod:`trainable.best`, as the
+      trial itself reports it in ``best_<metric>``), the one the leaderboard ranks by and whose
+      weights are exported.
+    * Diverged (or out of GPU memory): COMPLETE with the constraint ``diverged`` violated, so TPE
+      ranks it below every feasible trial instead of reading the sentinel value (0 AUC, infinite
+      loss) as an ordinary, merely bad, result.
 
     Args:
         max_epochs: The epoch budget of a full trial (ASHA's ``max_t``).
         epoch_key: The reported result field holding the epochs a trial has run.
-        *args, **kwargs: Passed to :class:`ray.tune.search.optuna.OptunaSearch`. Give it the
+        *args, **kwargs: Passed to :class:`ray.tune.search.optuna.OptunaSearch` (``storage``:
+            an Optuna storage, e.g. a ``JournalStorage`` the results folder keeps). Give it the
             same ``metric`` and ``mode`` as ``TuneConfig``: a searcher built with its space
             ignores TuneConfig's (Ray's ``set_search_properties`` returns early).
     """
@@ -44,44 +56,57 @@ class PruningOptunaSearch(OptunaSearch):
         super().__init__(*args, **kwargs)
         self.max_epochs = max_epochs
         self.epoch_key = epoch_key
-        self.best: dict[str, float] = {}
+        self.best: dict[str, Best] = {}
+
+    @property
+    def study(self):
+        """The Optuna study (None before the search properties are set)."""
+        return optuna_study(self)
 
     def stopped_early(self, result: dict | None, error: bool) -> bool:
         """Whether a trial ended with a metric before its epoch budget, neither failed nor diverged."""
-        return (not error and bool(result) and result.get(self.metric) is not None
+        return (not error and bool(result) and finite(result.get(self.metric)) is not None
                 and not result.get("diverged")
                 and result.get(self.epoch_key, self.max_epochs) < self.max_epochs)
 
-    def _record(self, trial_id: str, result: dict) -> None:
-        value = result.get(self.metric)
-        if value is None or result.get("diverged"):
+    def _report(self, trial_id: str, result: dict) -> None:
+        """Tell Optuna one epoch's value (finite, not diverged) at step = the epoch."""
+        value, epoch = finite(result.get(self.metric)), result.get(self.epoch_key)
+        if value is None or result.get("diverged") or epoch is None:
             return
-        best = self.best.get(trial_id)
-        better = max if self.mode == "max" else min
-        self.best[trial_id] = value if best is None else better(best, value)
-
-    def on_trial_result(self, trial_id: str, result: dict):
-        self._record(trial_id, result)
-        super().on_trial_result(trial_id, result)
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if trial_id not in self._ot_trials or trial_id in self._completed_trials or error or not result \
-                or result.get(self.metric) is None:
-            return super().on_trial_complete(trial_id, result, error)
-        ot_trial = self._ot_trials[trial_id]
-        # The last result (the one that made the scheduler stop the trial, or the final epoch)
-        # reaches only this method, never on_trial_result: record it at its step too.
+        self.best.setdefault(trial_id, Best(self.mode)).update(value, int(epoch))
         with warnings.catch_warnings():  # a step already reported is kept, with a warning
             warnings.simplefilter("ignore")
-            ot_trial.report(result[self.metric], result.get(TRAINING_ITERATION, result.get(self.epoch_key, 0)))
-        self._record(trial_id, result)
-        if self.stopped_early(result, error):
-            self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
-        elif result.get("diverged"):
+            optuna_trials(self)[trial_id].report(value, int(epoch))
+
+    def _best_value(self, trial_id: str, result: dict) -> float | None:
+        """The trial's own record of its best value, else the best this searcher saw."""
+        reported = finite(result.get(best_key(self.metric)))
+        return reported if reported is not None else self.best.get(trial_id, Best(self.mode)).value
+
+    def on_trial_result(self, trial_id: str, result: dict):
+        if trial_id in optuna_trials(self) and trial_id not in completed_trials(self):
+            self._report(trial_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
+        if trial_id not in optuna_trials(self) or trial_id in completed_trials(self):
+            return super().on_trial_complete(trial_id, result, error)
+        ot_trial, result = optuna_trials(self)[trial_id], result or {}
+        # The last result (the one that made the scheduler stop the trial, or the final epoch)
+        # reaches only this method, never on_trial_result: record it at its step too.
+        self._report(trial_id, result)
+        best = self._best_value(trial_id, result)
+        if result.get("diverged") and not error:
             ot_trial.set_user_attr("diverged", True)
+            if result.get("out_of_memory"):
+                ot_trial.set_user_attr("out_of_memory", True)
             ot_trial.set_constraint("diverged", 1.0)
-            self._ot_study.tell(ot_trial, result[self.metric], state=TrialState.COMPLETE)
+            worst = -math.inf if self.mode == "max" else math.inf
+            self.study.tell(ot_trial, worst, state=TrialState.COMPLETE)
+        elif self.stopped_early(result, error):
+            self.study.tell(ot_trial, state=TrialState.PRUNED)
+        elif error or best is None:
+            self.study.tell(ot_trial, state=TrialState.FAIL)
         else:
-            self._ot_study.tell(ot_trial, self.best.get(trial_id, result[self.metric]),
-                                state=TrialState.COMPLETE)
-        self._completed_trials.add(trial_id)
+            self.study.tell(ot_trial, best, state=TrialState.COMPLETE)
+        completed_trials(self).add(trial_id)

@@ -28,7 +28,8 @@ from urllib.parse import urlparse
 import numpy as np
 from ray.tune import Callback
 
-from trainable.train import VAL_PROBABILITIES_FILE
+from trainable.best import Best
+from trainable.checkpoint import read_probabilities
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class WandbCallback(Callback):
         self.folder = Path(folder)
         self.fixed = dict(fixed or {})
         self.metric, self.metric_mode, self.validation = metric, metric_mode, validation
-        self.best: dict[str, tuple[float, int]] = {}
+        self.best: dict[str, Best] = {}
         self.runs: dict[str, Any] = {}
         self.seconds = 0.0  # time spent in W&B calls, for the overhead benchmark
         self.failed = False
@@ -141,11 +142,9 @@ class WandbCallback(Callback):
         self._start(trial_id, config)
         if trial_id in self.runs:
             self.runs[trial_id].log(metrics)
-        value = metrics.get(self.metric) if self.metric and not metrics.get("diverged") else None
-        if value is not None:
-            best = self.best.get(trial_id)
-            if best is None or (value > best[0] if self.metric_mode == "max" else value < best[0]):
-                self.best[trial_id] = (value, int(metrics.get("epoch", 0)))
+        if self.metric:
+            self.best.setdefault(trial_id, Best(self.metric_mode)).update(
+                metrics.get(self.metric), int(metrics.get("epoch", 0)), diverged=bool(metrics.get("diverged")))
 
     def _plots(self, run, checkpoint) -> None:
         """The last epoch's validation ROC curve, confusion matrix and misclassified images."""
@@ -154,11 +153,10 @@ class WandbCallback(Callback):
         from search.figures import displayable
 
         images, rows, labels, class_names = self.validation
-        with checkpoint.as_directory() as folder:
-            path = Path(folder) / VAL_PROBABILITIES_FILE
-            if not path.is_file():
-                return
-            probabilities = np.load(path)
+        # Only the small probabilities file is read, where the checkpoint is stored (s3://...).
+        probabilities = read_probabilities(checkpoint)
+        if probabilities is None:
+            return
         predicted = probabilities.argmax(1)
         wrong = np.flatnonzero(predicted != labels)
         wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:self.MISCLASSIFIED_ROWS]
@@ -185,10 +183,10 @@ class WandbCallback(Callback):
                     self._plots(run, checkpoint)
                 except Exception as err:  # e.g. one class only in the split: the run still ends well
                     log.warning("W&B plots of trial %s skipped: %s", trial_id, str(err).splitlines()[0])
-            if trial_id in self.best:
-                value, epoch = self.best[trial_id]
-                run.summary[f"best_{self.metric}"] = value
-                run.summary["best_epoch"] = epoch
+            best = self.best.get(trial_id)
+            if best is not None and best.value is not None:
+                run.summary[f"best_{self.metric}"] = best.value
+                run.summary["best_epoch"] = best.epoch
         finally:
             run.summary["status"] = "error" if exit_code else "finished"
             run.finish(exit_code=exit_code)

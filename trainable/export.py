@@ -21,27 +21,36 @@ from trainable.config import TrainConfig
 from trainable.errors import UserError
 from trainable.losses import LOSSES, build_loss
 from trainable.models import build_backbone
-from trainable.train import CHECKPOINT_FILE
+from trainable.checkpoint import BEST_FILE
 
 FORMAT = "lens-search-model/1"
 
 
 def export_model(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
                  **extra: Any) -> Path:
-    """Write a trial checkpoint's weights and settings (no optimizer state) to ``out``.
+    """Write the best weights of a trial checkpoint, with their settings, to ``out``.
+
+    The model records ``input_size``, the [height, width] of the images it was trained on, from
+    the checkpoint, so that a prediction can refuse images of another size.
 
     Args:
-        checkpoint_dir: A folder holding a trial's ``checkpoint.pt``.
+        checkpoint_dir: A folder holding a trial checkpoint's ``best.pt`` (:mod:`trainable.checkpoint`).
         out: The model file to write (written to a temporary name, then renamed).
-        **extra: More plain values to keep with it (``image_size``, ``metrics``, ...).
+        **extra: More plain values to keep with it: ``image_size`` (the data layer resized every
+            image to it), ``input_size`` (wins over the checkpoint's), ``metrics``, ...
     """
-    state = torch.load(Path(checkpoint_dir) / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
+    state = torch.load(Path(checkpoint_dir) / BEST_FILE, map_location="cpu", weights_only=True)
     config = TrainConfig.from_mapping(state["config"])
     loss = LOSSES[config.loss]
     payload = {"format": FORMAT, "model": state["model"], "config": state["config"],
                "class_names": state["class_names"], "in_chans": state["in_chans"],
                "num_outputs": loss.num_outputs(len(state["class_names"])),
-               "normalization": state["normalization"], "epoch": state["epoch"] + 1, **extra}
+               "normalization": state["normalization"], "epoch": state["epoch"],
+               "input_size": state.get("input_size"), **extra}
+    if payload["input_size"] is None:  # an older checkpoint: predict checks no size, as before
+        del payload["input_size"]
+    else:
+        payload["input_size"] = [int(n) for n in payload["input_size"]]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")

@@ -15,8 +15,8 @@ import jsonschema
 import pytest
 import ray
 import yaml
-from ray.autoscaler._private.util import prepare_config, validate_config
 
+from search.adapter import validate_cluster_config
 from search.run import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,9 +68,8 @@ def test_cloud_config_passes_rays_validation(path):
     """The schema check `ray up` runs, on the file as written and after Ray fills in its
     defaults (prepare_config only merges the provider's defaults file: no cloud call)."""
     config = load(path)
-    validate_config(config)
-    prepared = prepare_config(copy.deepcopy(config))
-    validate_config(prepared)
+    validate_cluster_config(config)
+    prepared = validate_cluster_config(copy.deepcopy(config), prepare=True)
     assert prepared["provider"]["type"] == path.stem
 
 
@@ -100,7 +99,7 @@ def test_rays_validation_rejects_a_broken_copy(path, breakage):
     config = load(path)
     breakage(config)
     with pytest.raises((jsonschema.ValidationError, ValueError)):
-        validate_config(config)
+        validate_cluster_config(config)
 
 
 @pytest.mark.parametrize("path", CLOUD_CONFIGS, ids=lambda p: p.stem)

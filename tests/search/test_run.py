@@ -124,6 +124,23 @@ def test_exported_model_reproduces_the_test_metrics(finished):
     assert metrics["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
     assert metrics["auc"] == pytest.approx(summary["test"]["auc"], abs=1e-12)
     assert raw["test"]["accuracy"] == summary["test"]["accuracy"]
+    # The best epoch's weights, as the trial recorded them, with the size it was trained at.
+    best = next(t for t in summary["trials"] if t["trial_id"] == summary["best_trial"])
+    assert raw["epoch"] == summary["best_val"]["epoch"] == best["best_epoch"]
+    assert raw["input_size"] == [32, 32]
+
+
+def test_each_trial_keeps_one_checkpoint_with_the_best_weights_alone(finished):
+    from trainable.checkpoint import BEST_FILE, CHECKPOINT_FILE, load_best
+
+    workdir, _ = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    for trial in summary["trials"]:
+        (checkpoint,) = (folder / f"trial_{trial['trial_id']}").glob("checkpoint_*")
+        assert {p.name for p in checkpoint.iterdir()} >= {CHECKPOINT_FILE, BEST_FILE}
+        best = load_best(checkpoint)
+        assert "optimizer" not in best and (best["epoch"], best["value"]) == (trial["best_epoch"], trial["best"])
 
 
 def test_best_config_file_retrains_that_configuration(finished):
@@ -226,7 +243,10 @@ def test_optuna_study_records_asha_stops_as_pruned(finished):
         expected = (optuna.trial.TrialState.COMPLETE if trial["status"] == "completed"
                     else optuna.trial.TrialState.PRUNED)
         assert ot_trial.state == expected
-        assert max(ot_trial.intermediate_values) == trial["epochs"]
+        # Every epoch's value at step = the epoch; a full trial told its best epoch's value.
+        assert sorted(ot_trial.intermediate_values) == list(range(1, trial["epochs"] + 1))
+        if expected == optuna.trial.TrialState.COMPLETE:
+            assert ot_trial.value == pytest.approx(trial["best"])
 
 
 def test_a_second_search_of_the_same_name_is_refused(finished):

@@ -84,13 +84,56 @@ def test_full_trials_are_told_their_best_epoch_and_diverged_ones_are_infeasible(
     searcher.on_trial_complete("peaked", {"val_auc": 0.8, "epoch": 3, "training_iteration": 3})
     searcher.on_trial_result("diverged", {"val_auc": 0.6, "epoch": 1, "training_iteration": 1})
     searcher.on_trial_complete("diverged", {"val_auc": 0.0, "epoch": 2, "training_iteration": 2, "diverged": 1})
-    peaked, diverged = searcher._ot_study.trials
+    peaked, diverged = searcher.study.trials
     # The best epoch's value: what the leaderboard ranks by and whose checkpoint is exported.
     assert peaked.state == optuna.trial.TrialState.COMPLETE and peaked.value == 0.9
     assert peaked.intermediate_values == {1: 0.7, 2: 0.9, 3: 0.8}
     assert diverged.state == optuna.trial.TrialState.COMPLETE and diverged.user_attrs["diverged"]
     # TPE's constraint machinery sees it as infeasible, the other feasible.
     assert diverged.constraints == {"diverged": 1.0} and peaked.constraints == {}
-    from optuna.samplers._tpe.sampler import _get_infeasible_trial_score
 
-    assert _get_infeasible_trial_score(diverged) > 0 and _get_infeasible_trial_score(peaked) == 0
+
+def test_optuna_steps_are_epochs_not_ray_iterations():
+    """A restored trial restarts Ray's training_iteration count; Optuna must see the epoch."""
+    searcher = _searcher()
+    searcher.suggest("restored")
+    searcher.on_trial_result("restored", {"val_auc": 0.5, "epoch": 2, "training_iteration": 1})
+    searcher.on_trial_complete("restored", {"val_auc": 0.6, "epoch": 3, "training_iteration": 2})
+    (trial,) = searcher.study.trials
+    assert trial.intermediate_values == {2: 0.5, 3: 0.6}
+
+
+def test_no_nan_ever_reaches_optuna():
+    nan = float("nan")
+    searcher = _searcher()
+    for trial_id in ("nan_epoch", "nan_end", "nan_diverged"):
+        searcher.suggest(trial_id)
+    # A NaN epoch is skipped; the best is the finite one, whatever the order of the values.
+    searcher.on_trial_result("nan_epoch", {"val_auc": 0.7, "epoch": 1})
+    searcher.on_trial_result("nan_epoch", {"val_auc": nan, "epoch": 2})
+    searcher.on_trial_complete("nan_epoch", {"val_auc": 0.6, "best_val_auc": nan, "epoch": 3})
+    # Never a finite value: a failed trial, not a number.
+    searcher.on_trial_complete("nan_end", {"val_auc": nan, "epoch": 3})
+    searcher.on_trial_complete("nan_diverged", {"val_auc": nan, "epoch": 1, "diverged": 1})
+    nan_epoch, nan_end, nan_diverged = searcher.study.trials
+    assert nan_epoch.state == optuna.trial.TrialState.COMPLETE and nan_epoch.value == 0.7
+    assert nan_epoch.intermediate_values == {1: 0.7, 3: 0.6}
+    assert nan_end.state == optuna.trial.TrialState.FAIL and nan_end.value is None
+    assert nan_diverged.state == optuna.trial.TrialState.COMPLETE and nan_diverged.value == float("-inf")
+    assert nan_diverged.constraints == {"diverged": 1.0}
+
+
+def test_the_trials_own_best_is_what_optuna_is_told():
+    searcher = _searcher()
+    searcher.suggest("t")
+    # The trial reports its best (trainable.best); the searcher need not have seen that epoch.
+    searcher.on_trial_complete("t", {"val_auc": 0.8, "best_val_auc": 0.93, "best_epoch": 2, "epoch": 3})
+    assert searcher.study.trials[0].value == 0.93
+
+
+def test_out_of_memory_trials_are_infeasible():
+    searcher = _searcher()
+    searcher.suggest("oom")
+    searcher.on_trial_complete("oom", {"val_auc": 0.0, "epoch": 1, "diverged": 1, "out_of_memory": 1})
+    (trial,) = searcher.study.trials
+    assert trial.constraints == {"diverged": 1.0} and trial.user_attrs["out_of_memory"]

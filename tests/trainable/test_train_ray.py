@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from trainable.report import RayReporter
-from trainable.train import CHECKPOINT_FILE, train
+from trainable.checkpoint import CHECKPOINT_FILE
+from trainable.train import train
 
 
 @pytest.fixture

@@ -1,0 +1,47 @@
+"""The one place that uses Ray's and Optuna's private names, where no public API does the job.
+
+* Ray's ``OptunaSearch`` gives no public way to reach the Optuna trial of a Ray trial, nor its
+  study: :class:`search.searcher.PruningOptunaSearch` reads them here.
+* Ray validates a cluster-launcher config only in ``ray.autoscaler._private.util``: the tests of
+  ``cluster/*.yaml`` call it here.
+
+:data:`TESTED_MAJORS` are the major versions this was tested on (``pyproject.toml`` bounds them
+below the next major), and ``tests/search/test_adapter.py`` fails loudly, naming what changed,
+when an upgrade breaks any of it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TESTED_MAJORS = {"ray": 2, "optuna": 5}
+
+
+def optuna_trials(searcher) -> dict[str, Any]:
+    """Ray trial id -> the ``optuna.Trial`` asked for it (``OptunaSearch._ot_trials``)."""
+    return searcher._ot_trials
+
+
+def completed_trials(searcher) -> set[str]:
+    """The Ray trial ids already told to Optuna (``OptunaSearch._completed_trials``)."""
+    return searcher._completed_trials
+
+
+def optuna_study(searcher):
+    """The searcher's ``optuna.Study`` (``OptunaSearch._ot_study``; None before it is set up)."""
+    return searcher._ot_study
+
+
+def validate_cluster_config(config: dict[str, Any], prepare: bool = False) -> dict[str, Any]:
+    """Check a Ray cluster-launcher config against Ray's schema, as ``ray up`` does; with
+    ``prepare``, first merge the provider's defaults (no cloud call). Returns the checked config.
+
+    Raises:
+        jsonschema.ValidationError: the config does not match Ray's schema.
+    """
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    if prepare:
+        config = prepare_config(config)
+    validate_config(config)
+    return config

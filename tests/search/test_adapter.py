@@ -1,0 +1,53 @@
+"""The one module that uses Ray's and Optuna's private names (search/adapter.py) still works with
+the installed versions: this fails loudly, naming what changed, when an upgrade breaks it."""
+
+import re
+import tomllib
+from importlib.metadata import version
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.adapter import TESTED_MAJORS, completed_trials, optuna_study, optuna_trials, validate_cluster_config
+from search.searcher import PruningOptunaSearch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("package", sorted(TESTED_MAJORS))
+def test_installed_major_is_the_tested_one_and_pyproject_bounds_it(package):
+    major = int(version(package).split(".")[0])
+    assert major == TESTED_MAJORS[package], (
+        f"{package} {version(package)} is installed; search/searcher.py was tested on "
+        f"{package} {TESTED_MAJORS[package]}.x: check search/adapter.py, then update TESTED_MAJORS")
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    spec = next(d for d in dependencies if re.match(rf"{package}\b", d))
+    assert f"<{TESTED_MAJORS[package] + 1}" in spec, f"pyproject.toml: {spec!r} needs an upper bound"
+
+
+def test_ray_optuna_search_still_has_what_the_adapter_reads():
+    searcher = PruningOptunaSearch({"x": optuna.distributions.FloatDistribution(0.0, 1.0)}, max_epochs=2,
+                                   metric="val_auc", mode="max", sampler=optuna.samplers.RandomSampler(seed=0))
+    for name in ("_ot_trials", "_completed_trials", "_ot_study"):
+        assert hasattr(searcher, name), f"Ray's OptunaSearch no longer has {name}: update search/adapter.py"
+    config = searcher.suggest("a")
+    assert set(config) == {"x"}
+    assert isinstance(optuna_study(searcher), optuna.Study)
+    assert isinstance(optuna_trials(searcher)["a"], optuna.Trial), "OptunaSearch._ot_trials changed meaning"
+    searcher.on_trial_result("a", {"val_auc": 0.4, "epoch": 1})
+    searcher.on_trial_complete("a", {"val_auc": 0.5, "epoch": 2})
+    assert "a" in completed_trials(searcher), "OptunaSearch._completed_trials changed meaning"
+    (trial,) = searcher.study.trials
+    assert trial.state == optuna.trial.TrialState.COMPLETE and trial.value == 0.5
+    assert trial.intermediate_values == {1: 0.4, 2: 0.5}
+    # A second completion is ignored by Ray's own code path (it warns), not told twice.
+    searcher.on_trial_complete("a", {"val_auc": 0.9, "epoch": 2})
+    assert searcher.study.trials[0].value == 0.5
+
+
+def test_rays_cluster_config_validation_is_still_where_the_adapter_reads_it():
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        validate_cluster_config({"cluster_name": "x", "no_such_setting": 1})

@@ -1,0 +1,80 @@
+""""Best so far": the one definition the trial, the searcher, W&B, the results and the figures use.
+
+A trial's best value is the best *finite* value of its metric over the epochs it reported, and
+its best epoch the first epoch that reached it. Epochs that diverged report sentinel values, not
+measurements, and never count. NaN is never compared: ``max(nan, 0.9)`` is ``nan`` while
+``max(0.9, nan)`` is ``0.9``, so a NaN that reached a plain ``max`` made the result depend on the
+order of the arguments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+MODES = ("max", "min")
+BEST_EPOCH = "best_epoch"  # the result field of a trial's best epoch (1-based)
+
+
+def best_key(metric: str) -> str:
+    """The result field of a trial's best value of ``metric`` so far (``best_val_auc``)."""
+    return f"best_{metric}"
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float when it is a finite number, else None (NaN, infinities, None, text)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def is_better(value: float, than: float | None, mode: str) -> bool:
+    """Whether ``value`` beats ``than`` (None: nothing yet) in ``mode``; ties do not."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return than is None or (value > than if mode == "max" else value < than)
+
+
+@dataclass
+class Best:
+    """The best value and epoch of one trial, updated an epoch at a time."""
+
+    mode: str = "max"
+    value: float | None = None
+    epoch: int | None = None
+
+    def update(self, value: Any, epoch: int, diverged: bool = False) -> bool:
+        """Take epoch ``epoch``'s value; returns whether it is the new best. Non-finite values
+        and diverged epochs are ignored."""
+        value = None if diverged else finite(value)
+        if value is None or not is_better(value, self.value, self.mode):
+            return False
+        self.value, self.epoch = value, int(epoch)
+        return True
+
+
+def best_of(values: Iterable[Any], epochs: Iterable[int] | None = None, mode: str = "max",
+            diverged: Iterable[Any] | None = None) -> Best:
+    """The best of a whole history: ``values`` per epoch (``epochs`` default 1, 2, ...),
+    ``diverged`` flags per epoch (truthy: not a measurement)."""
+    values = list(values)
+    epochs = list(epochs) if epochs is not None else list(range(1, len(values) + 1))
+    flags = list(diverged) if diverged is not None else [False] * len(values)
+    best = Best(mode)
+    for value, epoch, flag in zip(values, epochs, flags):
+        best.update(value, epoch, diverged=_flag(flag))
+    return best
+
+
+def _flag(value: Any) -> bool:
+    """A 0/1 flag read from a table: NaN and missing mean unset."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(value) and value != 0
