@@ -2,7 +2,6 @@
 the installed versions: this fails loudly, naming what changed, when an upgrade breaks it."""
 
 import re
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 from search.adapter import TESTED_MAJORS, completed_trials, optuna_study, optuna_trials, validate_cluster_config
 from search.searcher import PruningOptunaSearch
 
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[2]
 
 
