@@ -148,7 +148,7 @@ def measure_driver(space_path: str, rates: list[float], folder: str, with_wandb:
         if with_wandb:
             rows = dataset.splits["val"]  # as search.run builds it: with the end-of-trial plots
             callbacks.append(WandbCallback(space.wandb.project, None, space.name, "offline", folder,
-                                           fixed=space.trial, metric=space.metric, metric_mode=space.mode,
+                                           fixed=space.trial,
                                            validation=(dataset.images.numpy(), rows, dataset.labels.numpy()[rows],
                                                        list(dataset.class_names))))
         tuner = driver.build_tuner(space, dataset, space.name, os.path.join(folder, "results"), callbacks)

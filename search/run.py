@@ -243,7 +243,6 @@ def start_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
         val_rows = dataset.splits["val"]
         callback = WandbCallback(
             space.wandb.project, space.wandb.entity, plan.name, mode, plan.folder, fixed=space.trial,
-            metric=space.metric, metric_mode=space.mode,
             validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
                         list(dataset.class_names)))
     tuner = driver.build_tuner(space, dataset, plan.name, plan.storage, [callback] if callback else [],

@@ -9,7 +9,8 @@ trial ends, so no run is left "crashed" (ray#33129). Runs are grouped by search 
 When a trial ends (completed, or stopped by ASHA), its run also gets W&B's ROC curve and
 confusion matrix of its last epoch on the validation split (from the predictions the trial saved
 with that checkpoint), a table of the misclassified validation images with their predicted and
-true classes, and summary fields for its best epoch (``best_<metric>``, ``best_epoch``).
+true classes. Its summary's ``best_<metric>`` and ``best_epoch`` are the last values the trial
+logged: the trial's own record of its best epoch (:mod:`trainable.best`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from urllib.parse import urlparse
 import numpy as np
 from ray.tune import Callback
 
-from trainable.best import Best
 from trainable.checkpoint import read_probabilities
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,6 @@ class WandbCallback(Callback):
         mode: ``online``, ``offline`` or ``disabled`` (see :func:`resolve_mode`).
         folder: The local folder W&B writes to (``folder/wandb/``).
         fixed: Settings every trial shares, merged into each run's config.
-        metric, metric_mode: The search's metric and whether higher is better, for the best-epoch
-            summary fields.
         validation: ``(images, rows, labels, class_names)``: the whole set's images (not copied),
             the validation split's rows in the order the trials predict them, their labels and
             the class names, for the end-of-trial plots and table; none without it.
@@ -79,13 +77,12 @@ class WandbCallback(Callback):
     MISCLASSIFIED_ROWS = 32
 
     def __init__(self, project: str, entity: str | None, group: str, mode: str, folder: str | Path,
-                 fixed: dict[str, Any] | None = None, metric: str | None = None, metric_mode: str = "max",
+                 fixed: dict[str, Any] | None = None,
                  validation: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None = None):
         self.project, self.entity, self.group, self.mode = project, entity, group, mode
         self.folder = Path(folder)
         self.fixed = dict(fixed or {})
-        self.metric, self.metric_mode, self.validation = metric, metric_mode, validation
-        self.best: dict[str, Best] = {}
+        self.validation = validation
         self.runs: dict[str, Any] = {}
         self.seconds = 0.0  # time spent in W&B calls, for the overhead benchmark
         self.failed = False
@@ -142,9 +139,6 @@ class WandbCallback(Callback):
         self._start(trial_id, config)
         if trial_id in self.runs:
             self.runs[trial_id].log(metrics)
-        if self.metric:
-            self.best.setdefault(trial_id, Best(self.metric_mode)).update(
-                metrics.get(self.metric), int(metrics.get("epoch", 0)), diverged=bool(metrics.get("diverged")))
 
     def _plots(self, run, checkpoint) -> None:
         """The last epoch's validation ROC curve, confusion matrix and misclassified images."""
@@ -183,10 +177,6 @@ class WandbCallback(Callback):
                     self._plots(run, checkpoint)
                 except Exception as err:  # e.g. one class only in the split: the run still ends well
                     log.warning("W&B plots of trial %s skipped: %s", trial_id, str(err).splitlines()[0])
-            best = self.best.get(trial_id)
-            if best is not None and best.value is not None:
-                run.summary[f"best_{self.metric}"] = best.value
-                run.summary["best_epoch"] = best.epoch
         finally:
             run.summary["status"] = "error" if exit_code else "finished"
             run.finish(exit_code=exit_code)
