@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -152,21 +151,3 @@ def upload_folder(folder: Path, storage: str, name: str) -> str:
     pyarrow.fs.copy_files(str(folder.resolve()), destination,
                           source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
     return f"{storage}/{name}"
-
-
-def download_matching(experiment: str, pattern_prefix: str) -> tempfile.TemporaryDirectory | None:
-    """The files of a remote experiment folder whose names start with ``pattern_prefix``,
-    copied into a temporary folder (None when there is none)."""
-    import pyarrow.fs
-
-    fs, base = pyarrow.fs.FileSystem.from_uri(experiment)
-    infos = [i for i in fs.get_file_info(pyarrow.fs.FileSelector(base, allow_not_found=True))
-             if i.type == pyarrow.fs.FileType.File and i.base_name.startswith(pattern_prefix)]
-    if not infos:
-        return None
-    tmp = tempfile.TemporaryDirectory(prefix="lens-search-")
-    local = pyarrow.fs.LocalFileSystem()
-    for info in infos:
-        pyarrow.fs.copy_files(info.path, str(Path(tmp.name) / info.base_name),
-                              source_filesystem=fs, destination_filesystem=local)
-    return tmp

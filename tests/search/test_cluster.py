@@ -1,6 +1,5 @@
 """The cluster rules of a search: the Ray address, the storage, how trials get the data."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +70,7 @@ def test_the_sharing_rule(share, nbytes, stores, has_path, expected):
     assert "\n" not in line
 
 
-def test_results_go_to_and_come_back_from_uri_storage(tmp_path):
+def test_results_are_copied_to_uri_storage(tmp_path):
     folder = tmp_path / "results" / "s1"
     (folder / "wandb").mkdir(parents=True)
     (folder / "summary.json").write_text("{}")
@@ -82,11 +81,6 @@ def test_results_go_to_and_come_back_from_uri_storage(tmp_path):
     assert cluster.upload_folder(folder, uri, "s1") == f"{uri}/s1"
     assert (remote / "s1" / "summary.json").read_text() == "{}"
     assert (remote / "s1" / "wandb" / "run.wandb").read_bytes() == b"x"
-    (remote / "s1" / "searcher-state-1.pkl").write_bytes(b"state")
-    copy = cluster.download_matching(f"{uri}/s1", "searcher-state-")
-    assert sorted(os.listdir(copy.name)) == ["searcher-state-1.pkl"]
-    copy.cleanup()
-    assert cluster.download_matching(f"{uri}/s1", "nothing-") is None
 
 
 @pytest.fixture
