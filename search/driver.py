@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from search.budget import complete_point
 from search.searcher import PruningOptunaSearch
 from search.space import Distribution, Space, define_by_run, dependency_order
 from trainable.data import ImageDataset
@@ -85,14 +86,21 @@ def startup_trials(num_samples: int) -> int:
     return max(3, min(10, num_samples // 4))
 
 
-def build_searcher(space: Space, journal: str | os.PathLike | None = None):
+def build_searcher(space: Space, journal: str | os.PathLike | None = None, planned: int | None = None,
+                   start_until: float | None = None, min_starts: int = 1):
     """The search algorithm: Optuna TPE (seeded; conditional parameters sampled jointly, pending
     trials counted with a constant liar, diverged trials infeasible), Optuna random sampling, or Ray's grid of
     :func:`grid_points`. Returns ``(searcher, num_samples)``.
 
     With ``journal`` (a file path), the Optuna study is kept in that journal file as the search
     runs (Optuna's ``JournalStorage``): the results folder's ``optuna.journal``, readable with
-    ``optuna.load_study`` at any time, and what a resumed search's searcher reads back."""
+    ``optuna.load_study`` at any time, and what a resumed search's searcher reads back.
+
+    ``start_from`` points are completed (:func:`search.budget.complete_point`): the first trial
+    is exactly the space's default configuration. ``planned``: the trials a time budget is expected
+    to hold (sets TPE's random start-up trials, else ``num_samples`` does); ``start_until``: a
+    ``time.time()`` after which no trial starts, once ``min_starts`` have
+    (:class:`~search.searcher.PruningOptunaSearch`)."""
     import optuna
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -105,7 +113,7 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(
-                seed=settings.seed, n_startup_trials=startup_trials(settings.num_samples),
+                seed=settings.seed, n_startup_trials=startup_trials(planned or settings.num_samples),
                 multivariate=True, group=True, constant_liar=True)
     else:
         sampler = optuna.samplers.RandomSampler(seed=settings.seed)
@@ -115,8 +123,9 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None):
         storage = optuna.storages.JournalStorage(backend)
     searcher = PruningOptunaSearch(
         define_by_run(space), metric=space.metric, mode=space.mode, sampler=sampler,
-        points_to_evaluate=[dict(p) for p in settings.start_from] or None,
-        study_name=space.name, max_epochs=space.epochs, storage=storage)
+        points_to_evaluate=[complete_point(space, dict(p)) for p in settings.start_from] or None,
+        study_name=space.name, max_epochs=space.epochs, storage=storage, start_until=start_until,
+        min_starts=min_starts)
     return searcher, settings.num_samples
 
 
@@ -142,9 +151,18 @@ def progress_reporter(space: Space):
     """Ray's trial table, trimmed to the searched parameters that matter most and the metrics."""
     from ray.tune import CLIReporter
 
+    class TrialTable(CLIReporter):
+        """Sorted by the metric, except while a finished trial has none (a time budget ended it
+        before its first epoch): Ray's sort would compare None with None and fail."""
+
+        def _progress_str(self, trials, done, *sys_info, **kwargs):
+            self._sort_by_metric = all(t.status != "TERMINATED" or space.metric in (t.last_result or {})
+                                       for t in trials)
+            return super()._progress_str(trials, done, *sys_info, **kwargs)
+
     metrics = list(dict.fromkeys(["epoch", space.metric, *METRIC_COLUMNS[1:]]))
     # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
-    return CLIReporter(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
+    return TrialTable(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
                        sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
                        max_column_length=14, max_report_frequency=30)
 
@@ -190,15 +208,18 @@ def run_config(space: Space, name: str, storage: str, callbacks: list):
 
 
 def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, callbacks: list,
-                sharing: str = "object_store", journal: str | os.PathLike | None = None):
-    """A new search (``journal``: where the Optuna study is kept, see :func:`build_searcher`)."""
+                sharing: str = "object_store", journal: str | os.PathLike | None = None,
+                planned: int | None = None, start_until: float | None = None,
+                time_budget_s: float | None = None, min_starts: int = 1):
+    """A new search (``journal``, ``planned``, ``start_until``: see :func:`build_searcher`;
+    ``time_budget_s``: when Ray stops every trial, default ``search.time_budget``)."""
     from ray import tune
 
-    searcher, num_samples = build_searcher(space, journal)
+    searcher, num_samples = build_searcher(space, journal, planned, start_until, min_starts)
     tune_config = tune.TuneConfig(
         metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=build_scheduler(space),
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
-        time_budget_s=space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
+        time_budget_s=time_budget_s or space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
         trial_dirname_creator=trial_name)
     return tune.Tuner(trainable_for(space, dataset, sharing), tune_config=tune_config,
                       run_config=run_config(space, name, storage, callbacks))

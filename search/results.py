@@ -153,7 +153,7 @@ def write_history(grid, folder: Path) -> None:
         if frame is None or "epoch" not in frame:
             continue
         keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "lr",
-                            "diverged", "node_id", "time_total_s") if c in frame]
+                            "diverged", "node_id", "time_total_s", "timestamp") if c in frame]
         frame = frame[keep].copy()
         frame.insert(0, "trial", (result.metrics or {}).get("trial_id") or Path(result.path).name)
         frames.append(frame)
@@ -185,10 +185,12 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: str | Path,
-                  experiment_path: str, complete: bool = True, cluster: dict | None = None) -> dict[str, Any]:
+                  experiment_path: str, complete: bool = True, cluster: dict | None = None,
+                  extra: dict | None = None) -> dict[str, Any]:
     """Rank the trials, test the best trial's best checkpoint, and write the results folder.
 
-    ``cluster`` (the Ray address, node count, data sharing and storage) is recorded as is.
+    ``cluster`` (the Ray address, node count, data sharing and storage) and ``extra`` (the
+    search's sizing, :mod:`search.budget`, and how long its trials ran) are recorded as they are.
 
     Returns the summary (also written as ``summary.json``).
     """
@@ -201,10 +203,12 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
     summary: dict[str, Any] = {
         "name": name, "space_file": space.path, "metric": space.metric, "mode": space.mode,
         "epochs": space.epochs, "algorithm": space.search.algorithm, "scheduler": space.search.scheduler,
-        "num_trials": len(records), "complete": complete,
+        "num_trials": len(records), "complete": complete, "trial_settings": dict(space.trial),
+        "data": {"splits": {k: int(len(v)) for k, v in dataset.splits.items()},
+                 "image_shape": list(dataset.image_shape), "class_names": list(dataset.class_names)},
         "status_counts": {s: sum(r["status"] == s for r in records) for s in STATUSES},
         "experiment_path": experiment_path, "cluster": cluster, "best_trial": None, "best_config": None,
-        "best_val": None, "test": None, "model": None,
+        "best_val": None, "test": None, "model": None, **(extra or {}),
     }
     best = ranked[0] if ranked and ranked[0]["best"] is not None else None
     if best is not None:

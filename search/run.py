@@ -230,8 +230,70 @@ def check_before_ray(plan: Plan) -> str:
     return mode
 
 
-def start_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
+def concurrent_trials(space: Space, nodes: list[dict]) -> int:
+    """Trials that can run at once: those that fit on each node, summed, at most
+    ``search.max_concurrent``."""
+    cpu, gpu = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
+    fits = 0
+    for node in nodes:
+        have = node.get("Resources", {})
+        fits += min(int(have.get("CPU", 0) // cpu) if cpu else 1 << 20,
+                    int(have.get("GPU", 0) // gpu) if gpu else 1 << 20)
+    return max(1, min(fits, space.search.max_concurrent or fits))
+
+
+@dataclass
+class Fitted:
+    """A space sized to its data and time (:mod:`search.budget`), and what the tuner needs of it."""
+
+    space: Space
+    dataset: object
+    sizing: object = None
+    cost: object = None
+    start_until: float | None = None  # time.time() after which no trial starts
+    time_budget_s: float | None = None  # left for the trials, after the timing
+
+    def record(self) -> dict | None:
+        if self.sizing is None:
+            return None
+        import dataclasses
+
+        return {**dataclasses.asdict(self.sizing), "time_budget_s": self.space.search.time_budget,
+                "trials_budget_s": self.time_budget_s,
+                "cost": None if self.cost is None else dataclasses.asdict(self.cost)}
+
+
+def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
+    """Settle what the file leaves ``auto`` (rungs from the set's size; with a time budget, epochs,
+    trials and image size from the measured cost of a step): two printed lines, and the data
+    loaded again if the images are to be smaller."""
+    from search import budget
+
+    began = time.time()
+    n_train, n_val = len(dataset.splits["train"]), len(dataset.splits["val"])
+    slots = concurrent_trials(space, nodes)
+    total = space.search.time_budget
+    # Timed here on a local Ray when this machine has the trials' device (search.budget.measure).
+    import torch
+
+    here = local and (not space.resources.get("gpu") or torch.cuda.is_available())
+    cost = budget.measure(space, dataset, here) if total else None
+    left = None if total is None else max(total - (time.time() - began), 1.0)
+    sizing = budget.size_search(space, n_train, n_val, max(dataset.image_shape), slots, cost, left)
+    sized = budget.apply(space, sizing)
+    print(sizing.rung_line(space.search.reduction_factor, space.search.scheduler), flush=True)
+    if cost is not None:
+        print(sizing.budget_line(total, cost, budget.largest_batch(space)), flush=True)
+    if sized.data.image_size != space.data.image_size:
+        dataset = prepare_data(sized)
+    # Both count from the trials' start, about now: the timing is paid out of the budget.
+    start_until = None if cost is None else time.time() + sizing.start_until_s
+    return Fitted(sized, dataset, sizing, cost, start_until, left)
+
+
+def start_search(plan: Plan, fitted: Fitted, sharing: str, mode: str):
     """A new search's tuner and W&B callback; the resolved space saved for ``--resume`` first."""
+    space, dataset = fitted.space, fitted.dataset
     from search import driver
 
     plan.folder.mkdir(parents=True, exist_ok=True)
@@ -246,16 +308,19 @@ def start_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
             validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
                         list(dataset.class_names)))
     tuner = driver.build_tuner(space, dataset, plan.name, plan.storage, [callback] if callback else [],
-                               sharing, journal=plan.folder / STUDY_FILE)
+                               sharing, journal=plan.folder / STUDY_FILE,
+                               planned=fitted.sizing.expected_trials if fitted.sizing else None,
+                               start_until=fitted.start_until, time_budget_s=fitted.time_budget_s,
+                               min_starts=fitted.sizing.slots if fitted.sizing else 1)
     return tuner, callback
 
 
-def resume_search(plan: Plan, space: Space, dataset, sharing: str, mode: str):
+def resume_search(plan: Plan, fitted: Fitted, sharing: str, mode: str):
     """A stopped search's tuner; its W&B callback comes back with the rest of the tuner."""
     from search import driver
 
     print(f"resuming search {plan.name!r} from {plan.experiment}", flush=True)
-    return driver.restore_tuner(plan.experiment, space, dataset, sharing), None
+    return driver.restore_tuner(plan.experiment, fitted.space, fitted.dataset, sharing), None
 
 
 def choose_space(plan: Plan) -> Space:
@@ -289,16 +354,20 @@ def main(argv: list[str] | None = None) -> int:
         space = choose_space(plan)
         check_resources(space, nodes, local=target == "local")
         dataset = prepare_data(space)
+        # A resumed search's saved space holds the sizes settled when it started.
+        fitted = Fitted(space, dataset) if args.resume else fit_budget(space, dataset, nodes, target == "local")
+        space, dataset = fitted.space, fitted.dataset
         sharing = share_data(space, dataset, nodes)
-        tuner, callback = (resume_search if args.resume else start_search)(plan, space, dataset, sharing, mode)
-        began = time.perf_counter()
+        tuner, callback = (resume_search if args.resume else start_search)(plan, fitted, sharing, mode)
+        began, began_at = time.perf_counter(), time.time()
         grid = tuner.fit()
         elapsed = time.perf_counter() - began
         # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
         complete = grid.num_terminated + grid.num_errors == len(grid)
         summary = write_results(grid, space, plan.name, dataset, plan.folder, plan.experiment, complete=complete,
                                 cluster={"address": target, "nodes": len(nodes),
-                                         "data_sharing": sharing, "storage": plan.storage})
+                                         "data_sharing": sharing, "storage": plan.storage},
+                                extra={"budget": fitted.record(), "trials_s": elapsed, "trials_began": began_at})
         if callback is not None:
             callback.close()  # the offline runs complete before they are copied
             callback = None

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import warnings
 
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.adapter import completed_trials, optuna_study, optuna_trials
@@ -45,6 +47,10 @@ class PruningOptunaSearch(OptunaSearch):
 
     Args:
         max_epochs: The epoch budget of a full trial (ASHA's ``max_t``).
+        start_until: No trial starts after this ``time.time()`` (a time budget's end, less the
+            time a trial needs to reach its first rung); None: no limit.
+        min_starts: Trials that start whatever ``start_until`` says (one per slot: a budget too
+            short for a first rung still trains something).
         epoch_key: The reported result field holding the epochs a trial has run.
         *args, **kwargs: Passed to :class:`ray.tune.search.optuna.OptunaSearch` (``storage``:
             an Optuna storage, e.g. a ``JournalStorage`` the results folder keeps). Give it the
@@ -52,11 +58,26 @@ class PruningOptunaSearch(OptunaSearch):
             ignores TuneConfig's (Ray's ``set_search_properties`` returns early).
     """
 
-    def __init__(self, *args, max_epochs: int, epoch_key: str = "epoch", **kwargs):
+    def __init__(self, *args, max_epochs: int, epoch_key: str = "epoch", start_until: float | None = None,
+                 min_starts: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_epochs = max_epochs
         self.epoch_key = epoch_key
+        self.start_until = start_until
+        self.min_starts = min_starts
+        self.started = 0
         self.best: dict[str, Best] = {}
+
+    def suggest(self, trial_id: str):
+        """The next configuration; none once ``start_until`` (a ``time.time()``) has passed and
+        ``min_starts`` trials have started: a trial started then could not reach ASHA's first
+        rung within the time budget."""
+        if self.start_until is not None and time.time() > self.start_until and self.started >= self.min_starts:
+            return Searcher.FINISHED
+        suggestion = super().suggest(trial_id)
+        if isinstance(suggestion, dict):
+            self.started += 1
+        return suggestion
 
     @property
     def study(self):

@@ -24,6 +24,7 @@ one line naming the file and each key.
 from __future__ import annotations
 
 import copy
+import math
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "wand
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
+AUTO = "auto"  # a value search.budget settles before the search starts
+NEEDS_BUDGET = {"epochs": "trial.epochs", "num_samples": "search.num_samples", "image_size": "data.image_size"}
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,7 @@ class SearchSettings:
     num_samples: int = 20
     max_concurrent: int | None = None
     scheduler: str = "asha"
-    grace_period: int = 1
+    grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
     reduction_factor: float = 3
     time_budget: float | None = None
     seed: int = 0
@@ -103,11 +106,15 @@ class Space:
     path: str
     storage: str | None = None  # where Ray keeps checkpoints and state (--storage wins)
     cpu_applied: bool = False
+    auto: frozenset = frozenset()  # keys left auto (epochs, grace_period, num_samples, image_size)
     raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
 
     @property
     def epochs(self) -> int:
-        """The one source of the epoch budget (ASHA's ``max_t``)."""
+        """The one source of the epoch budget (ASHA's ``max_t``); settled by
+        :func:`search.budget.apply` when the file leaves it ``auto``."""
+        if "epochs" in self.auto:
+            raise ValueError("trial.epochs is auto: size the space first (search.budget)")
         return self.trial.get("epochs", TrainConfig.epochs)
 
 
@@ -184,9 +191,12 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     name = raw.get("name", Path(path).stem)
     if not isinstance(name, str) or not name:
         problems.append(f"name: must be a non-empty string, got {name!r}")
-    data = None
+    data, auto = None, set()
+    raw_data = raw.get("data")
+    if isinstance(raw_data, Mapping) and raw_data.get("image_size") == AUTO:
+        raw_data, auto = {k: v for k, v in raw_data.items() if k != "image_size"}, {"image_size"}
     try:
-        data = DataConfig.from_mapping(raw.get("data"), where="data")
+        data = DataConfig.from_mapping(raw_data, where="data")
     except UserError as err:
         problems.append(str(err))
     metric, mode = raw.get("metric", "val_auc"), raw.get("mode", "max")
@@ -196,6 +206,9 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
         problems.append(f"mode: must be min or max, got {mode!r}")
     trial = dict(raw.get("trial") or {})
     resources = trial.pop("resources", {"cpu": 1, "gpu": 0})
+    if trial.get("epochs") == AUTO:
+        del trial["epochs"]
+        auto.add("epochs")
     problems += _check_resources(resources)
     problems += [f"trial.{k}: not a trainable setting; known: {', '.join(sorted(TRAIN_KEYS))}"
                  for k in trial if k not in TRAIN_KEYS]
@@ -209,7 +222,12 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     searched = _check_space(raw.get("space") or {}, trial, problems)
     epochs = trial.get("epochs", TrainConfig.epochs)
     epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else TrainConfig.epochs
-    search = _check_search(raw.get("search") or {}, searched, epochs, problems)
+    search = _check_search(raw.get("search") or {}, searched, None if "epochs" in auto else epochs, problems)
+    if search is not None:
+        auto |= {key for key in ("grace_period", "num_samples") if getattr(search, key) == AUTO}
+        if not search.time_budget:
+            problems += [f"{NEEDS_BUDGET[key]}: auto needs search.time_budget (seconds) to size it"
+                         for key in sorted(auto & set(NEEDS_BUDGET))]
     wandb = _check_settings(WandbSettings, raw.get("wandb") or {}, "wandb", problems)
     if wandb and wandb.mode not in ("auto", "online", "offline", "disabled"):
         problems.append(f"wandb.mode: {wandb.mode!r} is not one of auto, online, offline, disabled")
@@ -218,7 +236,8 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
         problems.append(f"storage: must be a folder or a URI such as s3://bucket/searches, got {storage!r}")
     if problems:
         return None
-    return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage)
+    return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
+                 auto=frozenset(auto))
 
 
 def _check_resources(resources: Any) -> list[str]:
@@ -334,18 +353,21 @@ def _check_settings(cls, raw: Any, block: str, problems: list[str]):
     return None if unknown else cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
-def _check_search(raw: Any, searched: dict, epochs: int, problems: list[str]) -> SearchSettings | None:
+def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[str]) -> SearchSettings | None:
+    """``epochs`` None: trial.epochs is auto."""
     settings = _check_settings(SearchSettings, raw, "search", problems)
     if settings is None:
         return None
     checks = [
         ("algorithm", settings.algorithm in ("optuna", "random", "grid"), "one of optuna, random, grid"),
-        ("num_samples", isinstance(settings.num_samples, int) and settings.num_samples > 0, "a positive integer"),
+        ("num_samples", settings.num_samples == AUTO or isinstance(settings.num_samples, int)
+         and not isinstance(settings.num_samples, bool) and settings.num_samples > 0, "a positive integer or auto"),
         ("max_concurrent", settings.max_concurrent is None or (isinstance(settings.max_concurrent, int)
                                                                and settings.max_concurrent > 0), "a positive integer"),
         ("scheduler", settings.scheduler in ("asha", "none"), "asha or none"),
-        ("grace_period", isinstance(settings.grace_period, int) and 1 <= settings.grace_period <= epochs,
-         f"an integer in [1, trial.epochs = {epochs}]"),
+        ("grace_period", settings.grace_period == AUTO or isinstance(settings.grace_period, int)
+         and not isinstance(settings.grace_period, bool) and 1 <= settings.grace_period <= (epochs or math.inf),
+         "auto or an integer in [1, trial.epochs" + (f" = {epochs}]" if epochs else "]")),
         ("reduction_factor", isinstance(settings.reduction_factor, (int, float)) and settings.reduction_factor > 1,
          "a number above 1"),
         ("time_budget", settings.time_budget is None or (isinstance(settings.time_budget, (int, float))

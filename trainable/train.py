@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -351,3 +352,38 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
         if metrics["diverged"]:
             break
     return metrics
+
+
+def time_training(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
+                  steps: int = 4) -> dict[str, float]:
+    """What one configuration costs on this worker's device, measured: seconds per training step
+    (``config.batch_size`` images, augmentations included) and per validated image. A search
+    sizes its trials from these (:mod:`search.budget`); every sampling strategy trains as many
+    samples per epoch, so the strategy does not matter here.
+
+    Times ``steps`` steps after one step and one validation batch that are not timed (lazy
+    initialisation, cuDNN's tuning)."""
+    config = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
+    config = TrainConfig(**{**config.to_dict(), "sampling": "none", "scheduler": "none"})
+    trial = setup(config, dataset)
+    try:
+        train_rows = torch.from_numpy(dataset.splits["train"])
+        rows = train_rows[torch.arange(steps * config.batch_size) % len(train_rows)]
+        val_rows = torch.from_numpy(dataset.splits["val"])
+        val_rows = val_rows[torch.arange(2 * config.batch_size) % len(val_rows)]
+
+        def timed(work) -> float:
+            if trial.device.type == "cuda":
+                torch.cuda.synchronize(trial.device)
+            began = time.perf_counter()
+            work()  # both end in a read back to the host: nothing is left queued
+            return time.perf_counter() - began
+
+        train_epoch(trial, dataset.images, dataset.labels[rows[:config.batch_size]], 0,
+                    rows=rows[:config.batch_size])
+        predict(trial, dataset.images, config.batch_size * 2, rows=val_rows)
+        step = timed(lambda: train_epoch(trial, dataset.images, dataset.labels[rows], 1, rows=rows)) / steps
+        image = timed(lambda: predict(trial, dataset.images, config.batch_size * 2, rows=val_rows)) / len(val_rows)
+        return {"step_s": step, "val_image_s": image}
+    finally:
+        release(trial.device)

@@ -71,7 +71,38 @@ def test_asha_counts_epochs_up_to_the_budget(tmp_path):
 
 def test_progress_table_shows_unconditional_searched_parameters(tmp_path):
     space = space_file(tmp_path)
-    assert type(progress_reporter(space)).__name__ == "CLIReporter"
+    from ray.tune import CLIReporter
+
+    assert isinstance(progress_reporter(space), CLIReporter)
     # Conditional parameters are left out of the table (Ray's best-trial line fails on them).
     assert parameter_columns(space, conditional=False) == ["optimizer", "t0"]
     assert parameter_columns(space) == ["optimizer", "momentum", "t0"]
+
+
+def test_progress_table_survives_finished_trials_without_a_value(tmp_path):
+    """A time budget can end trials before their first epoch: Ray's table, sorted by the metric,
+    would compare their missing values (None < None) and stop the search."""
+    import ray
+    from ray.train._internal.storage import StorageContext
+    from ray.tune.experiment import Trial
+
+    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
+    try:
+        trials = [Trial("__fake", stub=True, config={"optimizer": "adam", "t0": 2},
+                        storage=StorageContext(storage_path=str(tmp_path), experiment_dir_name="e"))
+                  for _ in range(3)]
+        for i, trial in enumerate(trials):
+            trial.storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="e",
+                                           trial_dir_name=f"t{i}")
+            trial.set_status(Trial.TERMINATED)
+        config = {"optimizer": "adam", "t0": 2}
+        trials[0].run_metadata.last_result = {"val_auc": 0.5, "epoch": 2, "config": config}
+        reporter = progress_reporter(space_file(tmp_path))
+        reporter.set_search_properties("val_auc", "max")  # as Tune does when the search starts
+        assert reporter._progress_str(trials, True).count("| TERMINATED ") == 3  # what report() prints
+        for trial in trials[1:]:
+            trial.run_metadata.last_result = {"val_auc": 0.7, "epoch": 1, "config": config}
+        table = reporter._progress_str(trials, True)  # every trial has a value: sorted by it again
+        assert table.index(" 0.7 |") < table.index(" 0.5 |")
+    finally:
+        ray.shutdown()

@@ -88,7 +88,7 @@ BAD = [
     ({"space": {"gamma": {"uniform": [0.8, 0.9], "when": {"scheduler": "exponential"}}}},
      "space.gamma.when.scheduler: 'scheduler' is neither searched nor fixed"),
     ({"search": {"algorithm": "bayes"}}, "search.algorithm: must be one of optuna, random, grid"),
-    ({"search": {"grace_period": 9}}, "search.grace_period: must be an integer in [1, trial.epochs = 6]"),
+    ({"search": {"grace_period": 9}}, "search.grace_period: must be auto or an integer in [1, trial.epochs = 6]"),
     ({"search": {"start_from": [{"lr": 5.0}]}}, "search.start_from[0].lr: 5.0 is outside its loguniform"),
     ({"data": {"format": "hdf5", "path": "x"}}, "data.format: unknown format 'hdf5'"),
     ({"wandb": {"mode": "cloud"}}, "wandb.mode: 'cloud' is not one of"),

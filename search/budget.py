@@ -1,0 +1,307 @@
+"""How much training a search gives its trials: ASHA's rungs from the set's size, and, given a time
+budget, the epochs per trial, the number of trials and the image size that fill it.
+
+**Rungs.** ASHA compares trials at its first rung; a value there must already rank them. After
+one epoch of a 720-image set (11 optimizer steps) every trial's AUC is noise, and ASHA stops
+trials at random. So the first rung (``search.grace_period: auto``, the default) comes after
+at least :data:`MIN_RUNG_STEPS` optimizer steps, whatever the set's size::
+
+    steps per epoch = training images // batch size        (the ragged batch is dropped)
+    grace period    = ceil(MIN_RUNG_STEPS / steps per epoch) epochs, at most max_t / reduction factor
+
+``benchmarks/rung_correlation.py`` measures how well a trial's value after a number of steps
+ranks it against its final value on sets of several sizes; BENCHMARKS.md has the figures that
+set :data:`MIN_RUNG_STEPS`.
+
+**Time budget.** With ``search.time_budget: SECONDS`` the trials run for that long (Ray stops any
+still running then). Before the search, one training step and one validation batch of the
+default configuration (of each backbone choice) are timed on a trial's resources
+(:func:`trainable.train.time_training`), and what the file leaves ``auto`` is sized from them:
+
+* ``trial.epochs: auto``: ASHA's ``max_t`` = grace period x reduction factor^k, with the largest
+  k (at most :data:`MAX_PROMOTIONS`) that still leaves time for ``search.num_samples`` trials
+  (``auto``: :data:`MIN_TRIALS`). A trial's expected cost under ASHA counts a trial stopped at
+  rung j for its epochs up to rung j only (:func:`asha_epochs`).
+* ``search.num_samples: auto``: trials keep starting while one could still reach its first rung
+  before the budget ends; the expected number is printed.
+* ``data.image_size: auto``: the images keep their native size when the budget holds the
+  smallest such search at it; otherwise the largest of :data:`IMAGE_SIZES` that does (cost taken
+  as proportional to the pixel count).
+
+The expected cost is scaled by :data:`SAFETY` (trials that share a node slow each other, and ASHA
+promotes early trials more often than the average says). The result is one printed line and is
+written into the saved space (``space.yaml``), so ``--resume`` continues with the same sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from search.space import AUTO, Distribution, Space
+from trainable.config import TrainConfig
+
+MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md, "Where the first rung goes")
+MIN_TRIALS = 8  # a search of fewer configurations is hardly a search
+MAX_PROMOTIONS = 3  # max_t at most grace x reduction_factor^3; more budget buys more trials
+IMAGE_SIZES = (96, 80, 64, 48, 32)  # what data.image_size: auto may shrink to, largest first
+SAFETY = 0.85  # of the budget the expected cost may fill
+TRIAL_START_S = 3.0  # a trial's start: Ray schedules it, the model is built, the data placed
+EPOCH_EXTRA_S = 0.3  # per epoch besides training and validation: the checkpoint, the report
+
+
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    """Optimizer steps in one epoch: full batches only (:func:`trainable.train.batch_slices`)."""
+    return max(n_train // batch_size, 1)
+
+
+def grace_epochs(n_train: int, batch_size: int, max_t: int | None = None, reduction_factor: float = 3,
+                 min_steps: int = MIN_RUNG_STEPS) -> int:
+    """Epochs before ASHA's first rung: enough for ``min_steps`` optimizer steps, and, given
+    ``max_t``, no later than one rung below it (``max_t / reduction_factor``)."""
+    grace = math.ceil(min_steps / steps_per_epoch(n_train, batch_size))
+    if max_t is not None:
+        grace = min(grace, max(1, int(max_t // reduction_factor)))
+    return max(1, grace)
+
+
+def rungs(grace: int, max_t: int, reduction_factor: float) -> list[int]:
+    """ASHA's rungs below ``max_t``, as Ray places them: grace x reduction_factor^j."""
+    out, rung = [], grace
+    while rung < max_t:
+        out.append(int(rung))
+        rung *= reduction_factor
+    return out
+
+
+def asha_epochs(grace: int, max_t: int, reduction_factor: float) -> float:
+    """Expected epochs one trial trains under ASHA: all reach the first rung, a
+    1 / reduction_factor^j share goes on past rung j."""
+    points = rungs(grace, max_t, reduction_factor) + [max_t]
+    return points[0] + sum((b - a) / reduction_factor ** (j + 1) for j, (a, b) in enumerate(zip(points, points[1:])))
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Measured seconds per training step and per validated image, at ``image_size`` pixels
+    (the set's native side) and the trial's batch size; averaged over the backbone choices."""
+
+    step_s: float
+    val_image_s: float
+    image_size: int
+
+    def epoch_s(self, n_train: int, n_val: int, batch_size: int, image_size: int | None = None) -> float:
+        scale = ((image_size or self.image_size) / self.image_size) ** 2
+        work = steps_per_epoch(n_train, batch_size) * self.step_s + n_val * self.val_image_s
+        return work * scale + EPOCH_EXTRA_S
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """What a search runs with, settled before it starts.
+
+    Attributes:
+        epochs: ASHA's ``max_t``, a full trial's epochs.
+        grace_period: Epochs before ASHA's first rung.
+        num_samples: Trials Ray may start.
+        image_size: The side images are resized to, or None for their native size.
+        steps: Optimizer steps per epoch.
+        expected_trials: With a time budget, the trials expected to start in it.
+        epoch_s: With a time budget, the expected seconds of one epoch.
+        start_until_s: With a time budget, no trial starts after this many seconds.
+        slots: Trials that run at once.
+    """
+
+    epochs: int
+    grace_period: int
+    num_samples: int
+    image_size: int | None
+    steps: int
+    expected_trials: int | None = None
+    epoch_s: float | None = None
+    start_until_s: float | None = None
+    slots: int = 1
+
+    def rung_line(self, reduction_factor: float, scheduler: str) -> str:
+        if scheduler == "none":
+            return f"trials: {self.epochs} epochs each ({self.steps} optimizer steps per epoch), no early stopping"
+        marks = ", ".join(map(str, rungs(self.grace_period, self.epochs, reduction_factor))) or "none"
+        return (f"rungs: ASHA compares trials at epochs {marks} of {self.epochs}; the first after "
+                f"{self.grace_period * self.steps} optimizer steps ({self.steps} per epoch; the rule: at least "
+                f"{MIN_RUNG_STEPS}, search.grace_period: auto)")
+
+    def budget_line(self, budget_s: float, cost: Cost, batch_size: int) -> str:
+        size = f"{self.image_size} px" if self.image_size else f"native {cost.image_size} px"
+        return (f"time budget {budget_s:g} s on {self.slots} concurrent trial(s): a training step of "
+                f"{batch_size} images takes {cost.step_s:.3f} s at {cost.image_size} px, so an epoch about "
+                f"{self.epoch_s:.1f} s at {size}; about {self.expected_trials} trials of at most {self.epochs} "
+                f"epochs, new ones until {self.start_until_s:.0f} s")
+
+
+def largest_batch(space: Space) -> int:
+    value = space.trial.get("batch_size", space.space.get("batch_size", TrainConfig.batch_size))
+    if isinstance(value, Distribution):
+        return max(value.values)
+    return value
+
+
+def _middle(dist: Distribution) -> Any:
+    if dist.kind == "choice":
+        return dist.values[0]
+    low, high = dist.values
+    if dist.kind == "int":
+        return (low + high) // 2
+    return math.sqrt(low * high) if dist.kind == "loguniform" else (low + high) / 2
+
+
+def complete_point(space: Space, point: dict[str, Any]) -> dict[str, Any]:
+    """A ``start_from`` point with every other searched parameter that applies set: the
+    trainable's default where the parameter's range holds it, else the range's middle
+    (geometric for loguniform) or its first choice. So "the space's default configuration" is
+    one configuration, not one with random parts."""
+    from search.space import dependency_order
+
+    defaults = TrainConfig().to_dict()
+    chosen = {**space.trial, **{k: v for k, v in space.space.items() if not isinstance(v, Distribution)}}
+    out = {}
+    for key in dependency_order(space.space):
+        dist = space.space[key]
+        if not isinstance(dist, Distribution):
+            continue
+        if not all(chosen.get(other) in wanted for other, wanted in dist.when.items()):
+            continue
+        if key in point:
+            value = point[key]
+        elif dist.contains(defaults.get(key)):
+            value = defaults[key]
+        else:
+            value = _middle(dist)
+        chosen[key] = out[key] = value
+    return out
+
+
+def default_config(space: Space, backbone: str | None = None) -> dict[str, Any]:
+    """The space's default configuration (its first ``start_from``, completed) as trial settings."""
+    point = complete_point(space, dict(space.search.start_from[0]) if space.search.start_from else {})
+    fixed = {k: v for k, v in space.space.items() if not isinstance(v, Distribution)}
+    config = {**space.trial, **fixed, **point}
+    if backbone is not None:
+        config["backbone"] = backbone
+    return config
+
+
+def backbone_choices(space: Space) -> list[str | None]:
+    value = space.space.get("backbone")
+    return list(value.values) if isinstance(value, Distribution) and value.kind == "choice" else [None]
+
+
+def image_sizes(native: int, auto: bool) -> list[int | None]:
+    """Candidate image sides, largest first: native (None) and, for ``auto``, the smaller ones."""
+    return [None] + ([s for s in IMAGE_SIZES if s < native] if auto else [])
+
+
+def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
+                cost: Cost | None, budget_s: float | None) -> Sizing:
+    """Settle epochs, grace period, trials and image size (see the module's rule).
+
+    Without a time budget (``cost`` None) only the grace period can be ``auto``; the file's
+    epochs and trials stand."""
+    settings = space.search
+    batch = largest_batch(space)
+    steps = steps_per_epoch(n_train, batch)
+    eta = settings.reduction_factor
+    auto = space.auto
+    fixed_epochs = None if "epochs" in auto else space.epochs
+    fixed_grace = None if "grace_period" in auto else settings.grace_period
+    if cost is None:
+        grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
+        return Sizing(fixed_epochs, grace, settings.num_samples, None, steps, slots=slots)
+    min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
+    capacity = budget_s * slots * SAFETY
+    grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
+    options = [fixed_epochs] if fixed_epochs else [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, 0, -1)]
+    sizes = image_sizes(native, "image_size" in auto)
+    choice = None
+    for size in sizes:
+        epoch_s = cost.epoch_s(n_train, n_val, batch, size)
+        for epochs in options:
+            trial_s = epoch_s * asha_epochs(min(grace, epochs), epochs, eta) + TRIAL_START_S
+            if settings.scheduler == "none":
+                trial_s = epoch_s * epochs + TRIAL_START_S
+            trials = int(capacity // trial_s)
+            choice = (size, epochs, trials, epoch_s)
+            if trials >= min_trials:
+                break
+        if choice[2] >= min_trials:
+            break
+    size, epochs, trials, epoch_s = choice
+    grace = min(grace, epochs)
+    first_rung_s = epoch_s * grace + TRIAL_START_S
+    # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
+    num_samples = max(10 * max(trials, 1), 50) if "num_samples" in auto else settings.num_samples
+    return Sizing(epochs, grace, num_samples, size, steps, max(trials, 1), epoch_s,
+                  max(budget_s - first_rung_s, 0.0), slots)
+
+
+def apply(space: Space, sizing: Sizing) -> Space:
+    """The space with its ``auto`` values replaced by ``sizing``'s, in the checked fields and in
+    the resolved file (``raw``, what the results folder's ``space.yaml`` keeps)."""
+    raw = dict(space.raw)
+    raw["trial"] = {**(raw.get("trial") or {}), "epochs": sizing.epochs}
+    raw["search"] = {**(raw.get("search") or {}), "grace_period": sizing.grace_period,
+                     "num_samples": sizing.num_samples}
+    data = space.data
+    if "image_size" in space.auto:
+        raw["data"] = {**(raw.get("data") or {}), "image_size": sizing.image_size}
+        size = None if sizing.image_size is None else (sizing.image_size, sizing.image_size)
+        data = dataclasses.replace(space.data, image_size=size)
+    search = dataclasses.replace(space.search, grace_period=sizing.grace_period, num_samples=sizing.num_samples)
+    return dataclasses.replace(space, trial={**space.trial, "epochs": sizing.epochs}, search=search, data=data,
+                               auto=frozenset(), raw=raw)
+
+
+def measure(space: Space, dataset, local: bool) -> Cost:
+    """Time the default configuration (each backbone choice) as a trial would run it; return the
+    mean cost at the set's native size.
+
+    ``local`` (Ray runs on this machine and a trial needs no GPU, or this process sees one): here,
+    with the trial's CPUs as torch threads, so no worker has to start for it. Otherwise as a Ray
+    task with a trial's resources, on a node the trials will use."""
+    import ray
+    import torch
+
+    from trainable.train import time_training
+
+    batch = largest_batch(space)
+    sample = small_copy(dataset, batch)
+    cpus, gpus = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
+    configs = [{**default_config(space, b), "batch_size": batch, "epochs": 1, "threads": max(1, int(cpus))}
+               for b in backbone_choices(space)]
+    if local:
+        threads = torch.get_num_threads()
+        try:
+            results = [time_training(config, sample) for config in configs]
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        task = ray.remote(num_cpus=cpus, num_gpus=gpus)(time_training)
+        handle = ray.put(sample)
+        results = ray.get([task.remote(config, handle) for config in configs])
+    return Cost(sum(r["step_s"] for r in results) / len(results),
+                sum(r["val_image_s"] for r in results) / len(results), max(dataset.image_shape))
+
+
+def small_copy(dataset, batch_size: int, steps: int = 4):
+    """A few batches of the set's training and validation rows: all that timing needs."""
+    import numpy as np
+
+    train = dataset.splits["train"][: steps * batch_size]
+    val = dataset.splits["val"][: 2 * batch_size]
+    rows = np.concatenate([train, val])
+    return dataclasses.replace(
+        dataset, images=dataset.images[rows].clone(), labels=dataset.labels[rows].clone(),
+        files=tuple(dataset.files[i] for i in rows), metadata=None,
+        splits={"train": np.arange(len(train)), "val": np.arange(len(train), len(rows)),
+                "test": np.arange(0)})

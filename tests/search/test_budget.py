@@ -1,0 +1,186 @@
+"""The budget rule (search.budget): ASHA's first rung from the set's size and batch size, and a
+time budget turned into epochs, trials and an image size; end to end, a search that fills its
+time budget and does not run past it."""
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from search import budget
+from search.budget import Cost, asha_epochs, grace_epochs, size_search
+from search.space import load_space
+from tests.search.test_run import SPACE, run_search
+from trainable.errors import UserError
+
+
+def space_file(tmp_path, **blocks):
+    raw = {**SPACE, **{k: {**SPACE.get(k, {}), **v} for k, v in blocks.items()}}
+    raw.pop("cpu")
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("n_train, batch, max_t, grace", [
+    (720, 64, None, 10),      # 11 steps an epoch: 10 epochs for 100 steps
+    (720, 32, None, 5),       # 22 steps an epoch
+    (14400, 64, None, 1),     # 225 steps: one epoch is plenty
+    (3200, 32, None, 1),      # exactly 100 steps
+    (3199, 32, None, 2),      # 99 steps: not enough
+    (100, 32, 9, 3),          # 3 steps an epoch wants 34 epochs; one rung below max_t = 9 at most
+    (10, 32, None, 100),      # fewer images than a batch: one step an epoch
+])
+def test_grace_period_gives_the_first_rung_enough_optimizer_steps(n_train, batch, max_t, grace):
+    assert grace_epochs(n_train, batch, max_t, 3) == grace
+    if max_t is None:
+        steps = budget.steps_per_epoch(n_train, batch)
+        assert grace * steps >= budget.MIN_RUNG_STEPS > (grace - 1) * steps
+
+
+def test_asha_cost_counts_stopped_trials_only_up_to_their_rung():
+    # Rungs 1, 3, 9 of 27: all train 1 epoch, a third 2 more, a ninth 6 more, a 27th 18 more.
+    assert asha_epochs(1, 27, 3) == pytest.approx(1 + 2 / 3 + 6 / 9 + 18 / 27)
+    assert asha_epochs(5, 15, 3) == pytest.approx(5 + 10 / 3)
+    assert asha_epochs(4, 4, 3) == 4  # no rung below max_t: every trial trains it all
+
+
+def test_auto_grace_period_without_a_time_budget_comes_from_the_set(tmp_path):
+    space = load_space(space_file(tmp_path, trial={"epochs": 30, "batch_size": 32},
+                                  search={"grace_period": "auto"}))
+    assert space.auto == {"grace_period"}
+    sizing = size_search(space, n_train=720, n_val=90, native=101, slots=2, cost=None, budget_s=None)
+    assert (sizing.epochs, sizing.grace_period, sizing.num_samples, sizing.steps) == (30, 5, SPACE["search"]["num_samples"], 22)
+    sized = budget.apply(space, sizing)
+    assert sized.search.grace_period == 5 and sized.raw["search"]["grace_period"] == 5 and not sized.auto
+    assert "epochs 5, 15 of 30; the first after 110 optimizer steps (22 per epoch" in sizing.rung_line(3, "asha")
+    # A fixed grace period stands.
+    fixed = load_space(space_file(tmp_path, trial={"epochs": 30}, search={"grace_period": 2}))
+    assert size_search(fixed, 720, 90, 101, 2, None, None).grace_period == 2
+
+
+def lens_budget_space(tmp_path, seconds=480):
+    return load_space(space_file(
+        tmp_path, data={"image_size": "auto"}, trial={"epochs": "auto", "batch_size": 32},
+        search={"time_budget": seconds, "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3}))
+
+
+@pytest.mark.parametrize("n", [900, 4000, 18000])
+def test_time_budget_sizes_a_search_that_fits_it(tmp_path, n):
+    space = lens_budget_space(tmp_path)
+    assert space.auto == {"epochs", "num_samples", "grace_period", "image_size"}
+    cost = Cost(step_s=0.25, val_image_s=0.002, image_size=101)
+    n_train, n_val = int(n * 0.8), n // 10
+    sizing = size_search(space, n_train, n_val, 101, slots=2, cost=cost, budget_s=480)
+    # The expected cost of the planned trials fits the budget; one more trial would not have.
+    epoch_s = cost.epoch_s(n_train, n_val, 32, sizing.image_size)
+    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + budget.TRIAL_START_S
+    capacity = 480 * 2 * budget.SAFETY
+    assert sizing.expected_trials * trial_s <= capacity < (sizing.expected_trials + 1) * trial_s
+    assert sizing.expected_trials >= budget.MIN_TRIALS
+    # max_t is the grace period times a power of the reduction factor: ASHA's rungs land on it.
+    k = round(math.log(sizing.epochs / sizing.grace_period, 3))
+    assert sizing.epochs == sizing.grace_period * 3 ** k and 1 <= k <= budget.MAX_PROMOTIONS
+    assert sizing.start_until_s == pytest.approx(480 - epoch_s * sizing.grace_period - budget.TRIAL_START_S)
+    assert sizing.num_samples >= sizing.expected_trials
+
+
+def test_images_keep_their_native_size_when_it_fits_and_shrink_when_it_does_not(tmp_path):
+    space = lens_budget_space(tmp_path)
+    cost = Cost(step_s=0.25, val_image_s=0.002, image_size=101)
+    small = size_search(space, 720, 90, 101, 2, cost, 480)
+    large = size_search(space, 14400, 1800, 101, 2, cost, 480)
+    assert small.image_size is None  # 900 images: native 101 px
+    assert large.image_size in budget.IMAGE_SIZES and large.image_size < 101
+    # The largest size that holds MIN_TRIALS: the next size up does not.
+    bigger = max(s for s in (101, *budget.IMAGE_SIZES) if s > large.image_size)
+    epoch_s = cost.epoch_s(14400, 1800, 32, bigger)
+    trial_s = epoch_s * asha_epochs(large.grace_period, large.grace_period * 3, 3) + budget.TRIAL_START_S
+    assert 480 * 2 * budget.SAFETY // trial_s < budget.MIN_TRIALS
+    # A fixed image size is never changed, whatever the budget.
+    fixed = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
+                                  search={"time_budget": 480, "num_samples": "auto"}))
+    assert size_search(fixed, 14400, 1800, 101, 2, cost, 480).image_size is None
+
+
+def test_a_longer_budget_buys_longer_trials_then_more_trials(tmp_path):
+    space = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
+                                  search={"time_budget": 480, "num_samples": "auto", "grace_period": "auto",
+                                          "reduction_factor": 3}))
+    cost = Cost(step_s=1.0, val_image_s=0.002, image_size=101)
+    sizes = [size_search(space, 720, 90, 101, 2, cost, seconds) for seconds in (480, 1800, 7200)]
+    epochs = [s.epochs for s in sizes]
+    assert epochs == sorted(epochs) and epochs[0] == 3 * sizes[0].grace_period
+    assert epochs[-1] == epochs[-2] == sizes[-1].grace_period * 3 ** budget.MAX_PROMOTIONS
+    assert sizes[-1].expected_trials > 3 * sizes[-2].expected_trials
+    # Too short for MIN_TRIALS even at one promotion: the fewest epochs, and as many trials as fit.
+    assert sizes[0].expected_trials < budget.MIN_TRIALS
+
+
+@pytest.mark.parametrize("blocks, message", [
+    ({"trial": {"epochs": "auto"}}, "trial.epochs: auto needs search.time_budget (seconds) to size it"),
+    ({"search": {"num_samples": "auto"}}, "search.num_samples: auto needs search.time_budget"),
+    ({"data": {"image_size": "auto"}}, "data.image_size: auto needs search.time_budget"),
+    ({"search": {"grace_period": "soon"}}, "search.grace_period: must be auto or an integer in [1, trial.epochs = 4]"),
+    ({"search": {"num_samples": 0}}, "search.num_samples: must be a positive integer or auto"),
+])
+def test_auto_values_are_checked_before_anything_runs(tmp_path, blocks, message):
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        load_space(space_file(tmp_path, **blocks))
+
+
+def test_the_default_configuration_is_one_configuration(tmp_path):
+    """start_from's unnamed parameters: the trainable's default where the range holds it, else the
+    range's middle; conditional ones only where their condition holds."""
+    space = load_space(space_file(tmp_path, space={"weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},
+                                                   "drop_rate": {"uniform": [0.0, 0.4]},
+                                                   "focal_gamma": {"uniform": [1.0, 3.0], "when": {"loss": "focal"}}}))
+    point = budget.complete_point(space, dict(space.search.start_from[0]))
+    assert point["backbone"] == "simple_cnn" and point["lr"] == 1.0e-3 and point["loss"] == "bce"
+    assert point["drop_rate"] == 0.0  # TrainConfig's default, inside the range
+    assert point["weight_decay"] == pytest.approx(1.0e-4)  # 0 is outside: the geometric middle
+    assert point["gamma"] == 0.9 and "t0" not in point and "focal_gamma" not in point
+    assert budget.default_config(space)["augment_flip"] is True
+
+
+def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
+    """A real search (Ray Tune, Optuna, ASHA) with trial.epochs, num_samples and the grace period
+    left to the budget: the timing and the sizes are printed and recorded, trials keep starting
+    while they can reach their first rung, and no epoch ends after the budget by more than one
+    epoch's time."""
+    seconds = 60
+    raw = {**SPACE, "name": "budgeted",
+           "trial": {"epochs": "auto", "batch_size": 8, "resources": {"cpu": 1, "gpu": 0}},
+           "space": {**SPACE["space"], "backbone": "simple_cnn"},
+           "search": {**SPACE["search"], "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3,
+                      "time_budget": seconds,
+                      "start_from": [{"lr": 1.0e-3, "scheduler": "exponential", "gamma": 0.9, "loss": "bce"}]},
+           "wandb": {"mode": "disabled"}}
+    raw.pop("cpu")
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(raw))
+    proc = run_search(tmp_path, "space.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "results/budgeted/summary.json").read_text())
+    sizing = summary["budget"]
+    steps = 144 // 8  # 240 images, 60 % of them for training
+    assert sizing["steps"] == steps and sizing["grace_period"] == math.ceil(budget.MIN_RUNG_STEPS / steps)
+    assert f"rungs: ASHA compares trials at epochs {sizing['grace_period']} of {sizing['epochs']}" in proc.stdout
+    assert f"time budget {seconds} s on 2 concurrent trial(s)" in proc.stdout
+    assert sizing["cost"]["step_s"] > 0 and summary["epochs"] == sizing["epochs"]
+    saved = yaml.safe_load((tmp_path / "results/budgeted/space.yaml").read_text())
+    assert saved["trial"]["epochs"] == sizing["epochs"] and saved["search"]["grace_period"] == sizing["grace_period"]
+    # The default configuration was one of the trials.
+    assert any(t["config"]["lr"] == 1.0e-3 and t["config"]["gamma"] == 0.9 for t in summary["trials"])
+    # The trials' share of the budget: what is left after the timing and the workers' start.
+    left = sizing["trials_budget_s"]
+    assert 0 < left < seconds
+    history = pd.read_csv(tmp_path / "results/budgeted/history.csv")
+    epoch_s = max(history.groupby("trial")["time_total_s"].diff().max(), history["time_total_s"].min())
+    ended = (history["timestamp"] - summary["trials_began"]).max()
+    assert ended <= left + epoch_s + 1.0, (ended, left, epoch_s)  # timestamps are whole seconds
+    # Filled: trials kept starting while one could reach its first rung, so the search ran to the
+    # end of its budget, less at most the time of a first rung.
+    assert summary["trials_s"] >= left - sizing["grace_period"] * epoch_s - 2.0, (summary["trials_s"], left)
+    assert summary["num_trials"] >= 2
