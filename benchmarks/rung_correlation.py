@@ -12,8 +12,9 @@ value of the search's metric at epoch e and the trial's final value (its best ep
 the search ranks by). A rung placed where the correlation is high stops the trials that would have
 ended low; one placed where it is near 0 stops trials at random.
 
-Prints a Markdown table: epoch, optimizer steps and samples seen by then, the correlation with the
-final value, and the spread of the values at that epoch.
+Prints a Markdown table: epoch, optimizer steps by then, the correlation with the final value of
+the epoch's own value and of the best value so far, and the spread of the values at that epoch.
+``--results DIR`` reads a finished search's results folder instead of running one.
 """
 
 from __future__ import annotations
@@ -54,16 +55,37 @@ def histories(folder: Path, metric: str) -> list[list[float]]:
 
 
 def correlations(values: list[list[float]], mode: str) -> list[dict]:
-    """Per epoch: Spearman correlation of the epoch's value with each trial's final (best) value."""
+    """Per epoch: Spearman correlation with each trial's final (best) value of the epoch's value
+    (what ASHA compares at a rung) and of the best value so far (``best_<metric>``)."""
     epochs = min(len(v) for v in values)
     table = np.array([v[:epochs] for v in values])
-    best = table.max(1) if mode == "max" else table.min(1)
-    rows = []
-    for e in range(epochs):
-        rho = spearmanr(table[:, e], best).statistic if np.ptp(table[:, e]) > 0 else float("nan")
-        rows.append({"epoch": e + 1, "rho": float(rho), "low": float(table[:, e].min()),
-                     "high": float(table[:, e].max())})
-    return rows
+    if mode == "min":
+        table = -table
+    so_far = np.maximum.accumulate(table, axis=1)
+    final = table.max(1)
+
+    def rho(column: np.ndarray) -> float:
+        return float(spearmanr(column, final).statistic) if np.ptp(column) > 0 else float("nan")
+
+    sign = -1 if mode == "min" else 1
+    return [{"epoch": e + 1, "rho": rho(table[:, e]), "rho_best": rho(so_far[:, e]),
+             "low": float(sign * table[:, e].min()), "high": float(sign * table[:, e].max())}
+            for e in range(epochs)]
+
+
+def print_table(folder: Path, label: str) -> None:
+    summary = json.loads((folder / "summary.json").read_text())
+    values = histories(folder, summary["metric"])
+    n_train, batch = summary["data"]["splits"]["train"], summary["trial_settings"]["batch_size"]
+    steps = max(n_train // batch, 1)
+    print(f"{label}: {len(values)} trials, {n_train} training images of {summary['data']['image_shape'][0]} px, "
+          f"batch {batch} ({steps} optimizer steps per epoch)\n")
+    print(f"| epoch | steps | Spearman with the final {summary['metric']}: the epoch's value | best so far | "
+          "range at the epoch |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in correlations(values, summary["mode"]):
+        print(f"| {row['epoch']} | {row['epoch'] * steps} | {row['rho']:.2f} | {row['rho_best']:.2f} | "
+              f"{row['low']:.3f}-{row['high']:.3f} |")
 
 
 def main() -> None:
@@ -74,27 +96,21 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="passed to search.run")
     parser.add_argument("--label", default="rungs")
     parser.add_argument("--keep", help="run in this folder and keep it")
+    parser.add_argument("--results", help="only read a finished search's results folder")
     args = parser.parse_args()
+    if args.results:
+        print_table(Path(args.results), args.results)
+        return
     workdir = Path(args.keep or tempfile.mkdtemp(prefix="rungs-"))
     workdir.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "spaces", workdir / "spaces", dirs_exist_ok=True)
     os.environ.setdefault("LENS_SEARCH_CACHE", str(workdir / "cache"))
     try:
         run_search(workdir, args.space, args.label, args.trials, args.epochs, args.set)
-        summary = json.loads((workdir / "results" / args.label / "summary.json").read_text())
-        values = histories(workdir / "results" / args.label, summary["metric"])
+        print_table(workdir / "results" / args.label, f"{args.space} {' '.join(args.set)}")
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    n_train, batch = summary["data"]["splits"]["train"], summary["trial_settings"]["batch_size"]
-    steps = max(n_train // batch, 1)
-    print(f"{args.space} {' '.join(args.set)}: {len(values)} trials, {n_train} training images, "
-          f"batch {batch} ({steps} optimizer steps per epoch)\n")
-    print(f"| epoch | steps | samples | Spearman with final {summary['metric']} | range at the epoch |")
-    print("| --- | --- | --- | --- | --- |")
-    for row in correlations(values, summary["mode"]):
-        print(f"| {row['epoch']} | {row['epoch'] * steps} | {row['epoch'] * steps * batch} | {row['rho']:.2f} | "
-              f"{row['low']:.3f}-{row['high']:.3f} |")
 
 
 if __name__ == "__main__":

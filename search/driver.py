@@ -16,6 +16,7 @@ from typing import Any
 from search.budget import complete_point
 from search.searcher import PruningOptunaSearch
 from search.space import Distribution, Space, define_by_run, dependency_order
+from trainable.best import best_key
 from trainable.data import ImageDataset
 from trainable.data.config import DataConfig
 
@@ -130,14 +131,19 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
 
 
 def build_scheduler(space: Space):
-    """ASHA over epochs (``max_t`` = the epoch budget), or none."""
+    """ASHA over epochs (``max_t`` = the epoch budget), or none.
+
+    ASHA compares trials at a rung by their best value so far (``best_<metric>``, which every
+    trial reports), not by the rung epoch's own value: on a small validation split one epoch's
+    value swings (a trial at 0.82 one epoch and 0.56 the next), and the best so far ranks trials
+    against their final value better (BENCHMARKS.md, "Where the first rung goes")."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     settings = space.search
     if settings.scheduler == "none":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="epoch", max_t=space.epochs, grace_period=settings.grace_period,
-                         reduction_factor=settings.reduction_factor)
+    return ASHAScheduler(time_attr="epoch", metric=best_key(space.metric), mode=space.mode, max_t=space.epochs,
+                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
 
 
 def parameter_columns(space: Space, limit: int = MAX_PARAMETER_COLUMNS, conditional: bool = True) -> list[str]:
@@ -147,23 +153,28 @@ def parameter_columns(space: Space, limit: int = MAX_PARAMETER_COLUMNS, conditio
     return ordered[:limit]
 
 
+def sortable(trials, metric: str) -> bool:
+    """Whether Ray's table can sort ``trials`` by ``metric``: every finished one has a value. A
+    time budget can end trials before their first epoch, and Ray's sort would then compare None
+    with None and stop the search."""
+    return all(t.status != "TERMINATED" or metric in (t.last_result or {}) for t in trials)
+
+
 def progress_reporter(space: Space):
     """Ray's trial table, trimmed to the searched parameters that matter most and the metrics."""
     from ray.tune import CLIReporter
 
     class TrialTable(CLIReporter):
-        """Sorted by the metric, except while a finished trial has none (a time budget ended it
-        before its first epoch): Ray's sort would compare None with None and fail."""
+        """Sorted by the metric, except while a finished trial has none (see :func:`sortable`)."""
 
         def _progress_str(self, trials, done, *sys_info, **kwargs):
-            self._sort_by_metric = all(t.status != "TERMINATED" or space.metric in (t.last_result or {})
-                                       for t in trials)
+            self._sort_by_metric = sortable(trials, space.metric)
             return super()._progress_str(trials, done, *sys_info, **kwargs)
 
     metrics = list(dict.fromkeys(["epoch", space.metric, *METRIC_COLUMNS[1:]]))
     # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
     return TrialTable(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
-                       sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
+                       metric=space.metric, mode=space.mode, sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
                        max_column_length=14, max_report_frequency=30)
 
 
@@ -217,7 +228,9 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
 
     searcher, num_samples = build_searcher(space, journal, planned, start_until, min_starts)
     tune_config = tune.TuneConfig(
-        metric=space.metric, mode=space.mode, search_alg=searcher, scheduler=build_scheduler(space),
+        # No metric here: the searcher, the scheduler and the table each have theirs (ASHA ranks
+        # by best_<metric>, which Tune would refuse next to a TuneConfig metric).
+        search_alg=searcher, scheduler=build_scheduler(space),
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
         time_budget_s=time_budget_s or space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
         trial_dirname_creator=trial_name)

@@ -1,9 +1,10 @@
 """The driver's pieces that need no running Ray: grid expansion, searcher and table choices."""
 
+import pytest
 import yaml
 
 from search.driver import (build_scheduler, build_searcher, grid_points, parameter_columns, progress_reporter,
-                           startup_trials)
+                           sortable, startup_trials)
 from search.searcher import PruningOptunaSearch
 from search.space import load_space
 
@@ -65,6 +66,8 @@ def test_asha_counts_epochs_up_to_the_budget(tmp_path):
     scheduler = build_scheduler(space_file(tmp_path))
     # Rungs at epochs 1 and 3 (grace 1, factor 3) below the budget of 4 epochs.
     assert scheduler.debug_string().endswith("Bracket: Iter 3.000: None | Iter 1.000: None")
+    # Rungs compare the best value so far, which every trial reports (trainable.best).
+    assert scheduler.metric == "best_val_auc"
     none = build_scheduler(space_file(tmp_path, search={"algorithm": "grid", "scheduler": "none"}))
     assert type(none).__name__ == "FIFOScheduler"
 
@@ -79,30 +82,16 @@ def test_progress_table_shows_unconditional_searched_parameters(tmp_path):
     assert parameter_columns(space) == ["optimizer", "momentum", "t0"]
 
 
-def test_progress_table_survives_finished_trials_without_a_value(tmp_path):
+def test_progress_table_sorts_only_when_every_finished_trial_has_a_value():
     """A time budget can end trials before their first epoch: Ray's table, sorted by the metric,
     would compare their missing values (None < None) and stop the search."""
-    import ray
-    from ray.train._internal.storage import StorageContext
-    from ray.tune.experiment import Trial
+    from types import SimpleNamespace as Trial
 
-    ray.init(address="local", num_cpus=1, include_dashboard=False, logging_level="ERROR")
-    try:
-        trials = [Trial("__fake", stub=True, config={"optimizer": "adam", "t0": 2},
-                        storage=StorageContext(storage_path=str(tmp_path), experiment_dir_name="e"))
-                  for _ in range(3)]
-        for i, trial in enumerate(trials):
-            trial.storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="e",
-                                           trial_dir_name=f"t{i}")
-            trial.set_status(Trial.TERMINATED)
-        config = {"optimizer": "adam", "t0": 2}
-        trials[0].run_metadata.last_result = {"val_auc": 0.5, "epoch": 2, "config": config}
-        reporter = progress_reporter(space_file(tmp_path))
-        reporter.set_search_properties("val_auc", "max")  # as Tune does when the search starts
-        assert reporter._progress_str(trials, True).count("| TERMINATED ") == 3  # what report() prints
-        for trial in trials[1:]:
-            trial.run_metadata.last_result = {"val_auc": 0.7, "epoch": 1, "config": config}
-        table = reporter._progress_str(trials, True)  # every trial has a value: sorted by it again
-        assert table.index(" 0.7 |") < table.index(" 0.5 |")
-    finally:
-        ray.shutdown()
+    running = Trial(status="RUNNING", last_result={})
+    done = Trial(status="TERMINATED", last_result={"val_auc": 0.7})
+    cut = Trial(status="TERMINATED", last_result={"trial_id": "x"})
+    assert sortable([running, done], "val_auc")
+    assert not sortable([running, done, cut, cut], "val_auc")
+    # What the reporter would do with these trials without the check.
+    with pytest.raises(TypeError):
+        sorted([cut, cut], key=lambda t: t.last_result.get("val_auc"))
