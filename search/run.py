@@ -8,7 +8,8 @@
         --storage s3://bucket/searches                             # on a cluster, as a Ray job
 
 The file is checked whole before Ray starts. Without a GPU in the cluster the file's ``cpu:``
-block applies. When ``data.path`` does not exist and ``data.simulate`` names a simulator, the set
+block applies. Before the trials, ASHA's rungs are placed from the set's size and, with
+``search.time_budget``, epochs, trials and image size are sized to fill it (:mod:`search.budget`). When ``data.path`` does not exist and ``data.simulate`` names a simulator, the set
 is simulated there first. Ray's trial table shows progress; at the end the leaderboard and the best
 model's test metrics are printed and the results folder (``results/<name>/``) is written:
 ``summary.json``, ``leaderboard.csv``, ``best_config.yaml`` and ``best_model.pt``.
@@ -17,6 +18,7 @@ model's test metrics are printed and the results folder (``results/<name>/``) is
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -27,13 +29,13 @@ from pathlib import Path
 
 import yaml
 
-from search import cluster
+from search import budget, cluster
 from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
 from search.wandb_log import WandbCallback, has_api_key, log_search_summary, resolve_mode
-from trainable.data import load_dataset
+from trainable.data import ImageDataset, load_dataset
 from trainable.errors import UserError, exit_on_user_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -247,17 +249,16 @@ class Fitted:
     """A space sized to its data and time (:mod:`search.budget`), and what the tuner needs of it."""
 
     space: Space
-    dataset: object
-    sizing: object = None
-    cost: object = None
+    dataset: ImageDataset
+    sizing: budget.Sizing | None = None
+    cost: budget.Cost | None = None
     start_until: float | None = None  # time.time() after which no trial starts
     time_budget_s: float | None = None  # left for the trials, after the timing
 
     def record(self) -> dict | None:
+        """What ``summary.json`` keeps of the sizing."""
         if self.sizing is None:
             return None
-        import dataclasses
-
         return {**dataclasses.asdict(self.sizing), "time_budget_s": self.space.search.time_budget,
                 "trials_budget_s": self.time_budget_s,
                 "cost": None if self.cost is None else dataclasses.asdict(self.cost)}
@@ -267,15 +268,13 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
     """Settle what the file leaves ``auto`` (rungs from the set's size; with a time budget, epochs,
     trials and image size from the measured cost of a step): two printed lines, and the data
     loaded again if the images are to be smaller."""
-    from search import budget
+    import torch
 
     began = time.time()
     n_train, n_val = len(dataset.splits["train"]), len(dataset.splits["val"])
     slots = concurrent_trials(space, nodes)
     total = space.search.time_budget
     # Timed here on a local Ray when this machine has the trials' device (search.budget.measure).
-    import torch
-
     here = local and (not space.resources.get("gpu") or torch.cuda.is_available())
     cost = budget.measure(space, dataset, here) if total else None
     left = None if total is None else max(total - (time.time() - began), 1.0)
