@@ -14,9 +14,10 @@ ranks it against its final value on sets of several sizes; BENCHMARKS.md has the
 set :data:`MIN_RUNG_STEPS`.
 
 **Time budget.** With ``search.time_budget: SECONDS`` the trials run for that long (Ray stops any
-still running then). Before the search, one training step and one validation batch of the
-default configuration (of each backbone choice) are timed on a trial's resources
-(:func:`trainable.train.time_training`), and what the file leaves ``auto`` is sized from them:
+still running then). Before the search, a few training steps and a validation batch of the
+default configuration (of each backbone choice) are timed as a trial would run them
+(:func:`trainable.train.time_training`; in the driver on a local Ray, else as a Ray task with a
+trial's resources: :func:`measure`), and what the file leaves ``auto`` is sized from them:
 
 * ``trial.epochs: auto``: ASHA's ``max_t`` = grace period x reduction factor^k, with the largest
   k (at most :data:`MAX_PROMOTIONS`) that still leaves time for ``search.num_samples`` trials
