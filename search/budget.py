@@ -20,14 +20,21 @@ default configuration (of each backbone choice) are timed as a trial would run t
 trial's resources: :func:`measure`), and what the file leaves ``auto`` is sized from them:
 
 * ``trial.epochs: auto``: ASHA's ``max_t`` = grace period x reduction factor^k, with the largest
-  k (at most :data:`MAX_PROMOTIONS`) that still leaves time for ``search.num_samples`` trials
-  (``auto``: :data:`MIN_TRIALS`). A trial's expected cost under ASHA counts a trial stopped at
-  rung j for its epochs up to rung j only (:func:`asha_epochs`).
+  k (from :data:`MAX_PROMOTIONS` down to :data:`MIN_PROMOTIONS`) that still leaves time for
+  ``search.num_samples`` trials (``auto``: :data:`MIN_TRIALS`) and lets a full trial end within
+  the budget. A trial's expected cost under ASHA counts a trial stopped at rung j for its epochs
+  up to rung j only (:func:`asha_epochs`); the first trial runs all of max_t (asynchronous ASHA
+  promotes a trial that is alone at its rung).
 * ``search.num_samples: auto``: trials keep starting while one could still reach its first rung
   before the budget ends; the expected number is printed.
-* ``data.image_size: auto``: the images keep their native size when the budget holds the
-  smallest such search at it; otherwise the largest of :data:`IMAGE_SIZES` that does (cost taken
-  as proportional to the pixel count).
+* ``data.image_size: auto``: the images keep their native size when the budget holds such a
+  search at it; otherwise the largest of :data:`IMAGE_SIZES` that does (the cost is timed at
+  the native and the smallest size, and taken as a line in the pixel count between them). Smaller images before shorter trials: at equal compute the
+  space's default configuration trains for the whole budget, and a search whose winner stopped
+  after a few epochs loses to it (BENCHMARKS.md, "Search against the default configuration").
+
+When no size holds the rule, the search runs at the smallest with the trials that fit, and a
+printed warning gives the budget that would hold it.
 
 The expected cost is scaled by :data:`SAFETY` (trials that share a node slow each other, and ASHA
 promotes early trials more often than the average says). The result is one printed line and is
@@ -47,6 +54,7 @@ from trainable.config import TrainConfig
 MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md, "Where the first rung goes")
 MIN_TRIALS = 8  # a search of fewer configurations is hardly a search
 MAX_PROMOTIONS = 3  # max_t at most grace x reduction_factor^3; more budget buys more trials
+MIN_PROMOTIONS = 2  # max_t at least grace x reduction_factor^2: the winner trains well past the rungs
 IMAGE_SIZES = (96, 80, 64, 48, 32)  # what data.image_size: auto may shrink to, largest first
 SAFETY = 0.85  # of the budget the expected cost may fill
 TRIAL_START_S = 3.0  # a trial's start: Ray schedules it, the model is built, the data placed
@@ -86,17 +94,34 @@ def asha_epochs(grace: int, max_t: int, reduction_factor: float) -> float:
 
 @dataclass(frozen=True)
 class Cost:
-    """Measured seconds per training step and per validated image, at ``image_size`` pixels
-    (the set's native side) and the trial's batch size; averaged over the backbone choices."""
+    """Measured seconds per training step and per validated image at ``image_size`` pixels (the
+    set's native side), at the trial's batch size, averaged over the backbone choices; and, when
+    the image size is ``auto``, the same at ``small_size``.
+
+    Between (and beyond) the two sizes the cost is a line in the pixel count: a fixed part per
+    step (the optimizer, Python, the augmentations' calls) and a part per pixel. With one size
+    only, all of it is taken as per pixel. On lens4000 that took a 48 px epoch for 32 s; it took
+    47 s."""
 
     step_s: float
     val_image_s: float
     image_size: int
+    small_step_s: float | None = None
+    small_val_image_s: float | None = None
+    small_size: int | None = None
+
+    def _at(self, native: float, small: float | None, side: int) -> float:
+        pixels = side * side
+        if small is None or self.small_size is None or self.small_size >= self.image_size:
+            return native * pixels / self.image_size ** 2
+        slope = max(native - small, 0.0) / (self.image_size ** 2 - self.small_size ** 2)  # never cheaper larger
+        return max(small + slope * (pixels - self.small_size ** 2), 0.0)
 
     def epoch_s(self, n_train: int, n_val: int, batch_size: int, image_size: int | None = None) -> float:
-        scale = ((image_size or self.image_size) / self.image_size) ** 2
-        work = steps_per_epoch(n_train, batch_size) * self.step_s + n_val * self.val_image_s
-        return work * scale + EPOCH_EXTRA_S
+        side = image_size or self.image_size
+        step = self._at(self.step_s, self.small_step_s, side)
+        image = self._at(self.val_image_s, self.small_val_image_s, side)
+        return steps_per_epoch(n_train, batch_size) * step + n_val * image + EPOCH_EXTRA_S
 
 
 @dataclass(frozen=True)
@@ -113,6 +138,8 @@ class Sizing:
         epoch_s: With a time budget, the expected seconds of one epoch.
         start_until_s: With a time budget, no trial starts after this many seconds.
         slots: Trials that run at once.
+        short_of: Set when the budget is too short for the rule at any image size: the seconds
+            that would hold it at the size chosen.
     """
 
     epochs: int
@@ -124,6 +151,7 @@ class Sizing:
     epoch_s: float | None = None
     start_until_s: float | None = None
     slots: int = 1
+    short_of: float | None = None
 
     def rung_line(self, reduction_factor: float, scheduler: str) -> str:
         if scheduler == "none":
@@ -135,10 +163,19 @@ class Sizing:
 
     def budget_line(self, budget_s: float, cost: Cost, batch_size: int) -> str:
         size = f"{self.image_size} px" if self.image_size else f"native {cost.image_size} px"
+        small = f" ({cost.small_step_s:.3f} s at {cost.small_size} px)" if cost.small_step_s is not None else ""
         return (f"time budget {budget_s:g} s on {self.slots} concurrent trial(s): a training step of "
-                f"{batch_size} images takes {cost.step_s:.3f} s at {cost.image_size} px, so an epoch about "
+                f"{batch_size} images takes {cost.step_s:.3f} s at {cost.image_size} px{small}, so an epoch about "
                 f"{self.epoch_s:.1f} s at {size}; about {self.expected_trials} trials of at most {self.epochs} "
                 f"epochs, new ones until {self.start_until_s:.0f} s")
+
+    def short_line(self) -> str | None:
+        if self.short_of is None:
+            return None
+        return (f"warning: the time budget is too short for a search: {MIN_TRIALS} trials of {self.epochs} epochs "
+                f"(the winner trained past {MIN_PROMOTIONS} rungs) need about {self.short_of:.0f} s; with fewer "
+                f"trials the search is unlikely to beat its default configuration trained for the whole budget "
+                f"(raise search.time_budget, or train the default configuration: search.num_samples: 1)")
 
 
 def largest_batch(space: Space) -> int:
@@ -222,28 +259,35 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
     capacity = budget_s * slots * SAFETY
     grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-    options = [fixed_epochs] if fixed_epochs else [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, 0, -1)]
-    sizes = image_sizes(native, "image_size" in auto)
-    choice = None
-    for size in sizes:
+    options = ([fixed_epochs] if fixed_epochs else
+               [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, MIN_PROMOTIONS - 1, -1)])
+
+    def plan(size, epochs):
         epoch_s = cost.epoch_s(n_train, n_val, batch, size)
-        for epochs in options:
-            trial_s = epoch_s * asha_epochs(min(grace, epochs), epochs, eta) + TRIAL_START_S
-            if settings.scheduler == "none":
-                trial_s = epoch_s * epochs + TRIAL_START_S
-            trials = int(capacity // trial_s)
-            choice = (size, epochs, trials, epoch_s)
-            if trials >= min_trials:
-                break
-        if choice[2] >= min_trials:
-            break
-    size, epochs, trials, epoch_s = choice
+        run = epochs if settings.scheduler == "none" else asha_epochs(min(grace, epochs), epochs, eta)
+        trial_s = epoch_s * run + TRIAL_START_S
+        full_s = epoch_s * epochs + TRIAL_START_S
+        # Asynchronous ASHA promotes a trial that is alone at its rung: the first runs to max_t.
+        trials = 0 if full_s > capacity else 1 + int((capacity - full_s) // trial_s)
+        return size, epochs, trials, epoch_s, trial_s, full_s
+
+    # The largest size, then the longest trials, where MIN_TRIALS fit and a full trial ends in time.
+    plans = [plan(size, epochs) for size in image_sizes(native, "image_size" in auto) for epochs in options]
+    fits = [p for p in plans if p[2] >= min_trials and p[5] <= budget_s]
+    short_of = None
+    if fits:
+        choice = fits[0]
+    else:  # too short a budget at every size: the smallest, longest trials that end in time
+        last = [p for p in plans if p[0] == plans[-1][0]]
+        choice = next((p for p in last if p[5] <= budget_s), last[-1])
+        short_of = max((choice[5] + (min_trials - 1) * choice[4]) / (slots * SAFETY), choice[5])
+    size, epochs, trials, epoch_s, _, _ = choice
     grace = min(grace, epochs)
     first_rung_s = epoch_s * grace + TRIAL_START_S
     # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
     num_samples = max(10 * max(trials, 1), 50) if "num_samples" in auto else settings.num_samples
     return Sizing(epochs, grace, num_samples, size, steps, max(trials, 1), epoch_s,
-                  max(budget_s - first_rung_s, 0.0), slots)
+                  max(budget_s - first_rung_s, 0.0), slots, short_of)
 
 
 def apply(space: Space, sizing: Sizing) -> Space:
@@ -264,8 +308,9 @@ def apply(space: Space, sizing: Sizing) -> Space:
 
 
 def measure(space: Space, dataset, local: bool) -> Cost:
-    """Time the default configuration (each backbone choice) as a trial would run it; return the
-    mean cost at the set's native size.
+    """Time the default configuration (each backbone choice) as a trial would run it: the mean
+    cost at the set's native size, and, when ``data.image_size`` is ``auto``, at the smallest of
+    :data:`IMAGE_SIZES` too.
 
     ``local`` (Ray runs on this machine and a trial needs no GPU, or this process sees one): here,
     with the trial's CPUs as torch threads, so no worker has to start for it. Otherwise as a Ray
@@ -276,22 +321,41 @@ def measure(space: Space, dataset, local: bool) -> Cost:
     from trainable.train import time_training
 
     batch = largest_batch(space)
-    sample = small_copy(dataset, batch)
+    native = max(dataset.image_shape)
+    samples = [small_copy(dataset, batch)]
+    small = min(IMAGE_SIZES)
+    if "image_size" in space.auto and small < native:
+        samples.append(resized(samples[0], small))
     cpus, gpus = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
     configs = [{**default_config(space, b), "batch_size": batch, "epochs": 1, "threads": max(1, int(cpus))}
                for b in backbone_choices(space)]
     if local:
         threads = torch.get_num_threads()
         try:
-            results = [time_training(config, sample) for config in configs]
+            results = [[time_training(config, sample) for config in configs] for sample in samples]
         finally:
             torch.set_num_threads(threads)
     else:
         task = ray.remote(num_cpus=cpus, num_gpus=gpus)(time_training)
-        handle = ray.put(sample)
-        results = ray.get([task.remote(config, handle) for config in configs])
-    return Cost(sum(r["step_s"] for r in results) / len(results),
-                sum(r["val_image_s"] for r in results) / len(results), max(dataset.image_shape))
+        handles = [ray.put(sample) for sample in samples]
+        results = [ray.get([task.remote(config, handle) for config in configs]) for handle in handles]
+
+    def mean(part: list[dict], key: str) -> float:
+        return sum(r[key] for r in part) / len(part)
+
+    extra = {}
+    if len(results) > 1:
+        extra = {"small_step_s": mean(results[1], "step_s"), "small_val_image_s": mean(results[1], "val_image_s"),
+                 "small_size": small}
+    return Cost(mean(results[0], "step_s"), mean(results[0], "val_image_s"), native, **extra)
+
+
+def resized(dataset, side: int):
+    """``dataset`` with its images resized to ``side`` pixels, as the data layer resizes them."""
+    import torch.nn.functional as F
+
+    images = F.interpolate(dataset.images, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    return dataclasses.replace(dataset, images=images.contiguous())
 
 
 def small_copy(dataset, batch_size: int, steps: int = 4):

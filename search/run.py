@@ -283,6 +283,8 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
     print(sizing.rung_line(space.search.reduction_factor, space.search.scheduler), flush=True)
     if cost is not None:
         print(sizing.budget_line(total, cost, budget.largest_batch(space)), flush=True)
+        if sizing.short_line():
+            print(sizing.short_line(), flush=True)
     if sized.data.image_size != space.data.image_size:
         dataset = prepare_data(sized)
     # Both count from the trials' start, about now: the timing is paid out of the budget.

@@ -78,11 +78,15 @@ def test_time_budget_sizes_a_search_that_fits_it(tmp_path, n):
     epoch_s = cost.epoch_s(n_train, n_val, 32, sizing.image_size)
     trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + budget.TRIAL_START_S
     capacity = 480 * 2 * budget.SAFETY
-    assert sizing.expected_trials * trial_s <= capacity < (sizing.expected_trials + 1) * trial_s
+    # The first trial runs all its epochs: asynchronous ASHA promotes a trial alone at its rung.
+    first_s = epoch_s * sizing.epochs + budget.TRIAL_START_S
+    assert first_s + (sizing.expected_trials - 1) * trial_s <= capacity < first_s + sizing.expected_trials * trial_s
     assert sizing.expected_trials >= budget.MIN_TRIALS
     # max_t is the grace period times a power of the reduction factor: ASHA's rungs land on it.
     k = round(math.log(sizing.epochs / sizing.grace_period, 3))
-    assert sizing.epochs == sizing.grace_period * 3 ** k and 1 <= k <= budget.MAX_PROMOTIONS
+    assert sizing.epochs == sizing.grace_period * 3 ** k and budget.MIN_PROMOTIONS <= k <= budget.MAX_PROMOTIONS
+    # A full trial, the winner's, ends within the budget.
+    assert sizing.epochs * epoch_s + budget.TRIAL_START_S <= 480 and sizing.short_of is None
     assert sizing.start_until_s == pytest.approx(480 - epoch_s * sizing.grace_period - budget.TRIAL_START_S)
     assert sizing.num_samples >= sizing.expected_trials
 
@@ -94,11 +98,15 @@ def test_images_keep_their_native_size_when_it_fits_and_shrink_when_it_does_not(
     large = size_search(space, 14400, 1800, 101, 2, cost, 480)
     assert small.image_size is None  # 900 images: native 101 px
     assert large.image_size in budget.IMAGE_SIZES and large.image_size < 101
-    # The largest size that holds MIN_TRIALS: the next size up does not.
+    # The largest size that holds the rule: at the next size up, no trial length both leaves time
+    # for MIN_TRIALS and ends within the budget.
     bigger = max(s for s in (101, *budget.IMAGE_SIZES) if s > large.image_size)
     epoch_s = cost.epoch_s(14400, 1800, 32, bigger)
-    trial_s = epoch_s * asha_epochs(large.grace_period, large.grace_period * 3, 3) + budget.TRIAL_START_S
-    assert 480 * 2 * budget.SAFETY // trial_s < budget.MIN_TRIALS
+    for k in range(budget.MIN_PROMOTIONS, budget.MAX_PROMOTIONS + 1):
+        epochs = large.grace_period * 3 ** k
+        trial_s = epoch_s * asha_epochs(large.grace_period, epochs, 3) + budget.TRIAL_START_S
+        first_s = epoch_s * epochs + budget.TRIAL_START_S
+        assert first_s + (budget.MIN_TRIALS - 1) * trial_s > 480 * 2 * budget.SAFETY or first_s > 480
     # A fixed image size is never changed, whatever the budget.
     fixed = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
                                   search={"time_budget": 480, "num_samples": "auto"}))
@@ -110,13 +118,68 @@ def test_a_longer_budget_buys_longer_trials_then_more_trials(tmp_path):
                                   search={"time_budget": 480, "num_samples": "auto", "grace_period": "auto",
                                           "reduction_factor": 3}))
     cost = Cost(step_s=1.0, val_image_s=0.002, image_size=101)
-    sizes = [size_search(space, 720, 90, 101, 2, cost, seconds) for seconds in (480, 1800, 7200)]
+    sizes = [size_search(space, 720, 90, 101, 2, cost, seconds) for seconds in (1800, 7200, 28800)]
     epochs = [s.epochs for s in sizes]
-    assert epochs == sorted(epochs) and epochs[0] == 3 * sizes[0].grace_period
-    assert epochs[-1] == epochs[-2] == sizes[-1].grace_period * 3 ** budget.MAX_PROMOTIONS
+    grace = sizes[0].grace_period
+    assert epochs == [grace * 3 ** budget.MIN_PROMOTIONS] + 2 * [grace * 3 ** budget.MAX_PROMOTIONS]
     assert sizes[-1].expected_trials > 3 * sizes[-2].expected_trials
-    # Too short for MIN_TRIALS even at one promotion: the fewest epochs, and as many trials as fit.
-    assert sizes[0].expected_trials < budget.MIN_TRIALS
+    assert all(s.short_of is None for s in sizes)
+
+
+def test_a_budget_too_short_for_a_search_says_so_and_what_would_do(tmp_path):
+    space = lens_budget_space(tmp_path, seconds=300)
+    cost = Cost(step_s=1.0, val_image_s=0.002, image_size=101)
+    short = size_search(space, 14400, 1800, 101, 2, cost, 300)
+    # The smallest size, the shortest trials the rule allows, and as many as fit: fewer than a search needs.
+    assert short.image_size == budget.IMAGE_SIZES[-1]
+    assert short.epochs == short.grace_period * 3 ** budget.MIN_PROMOTIONS
+    assert short.expected_trials < budget.MIN_TRIALS
+    assert short.short_of > 300 and f"need about {short.short_of:.0f} s" in short.short_line()
+    # The budget it names holds the rule.
+    enough = size_search(space, 14400, 1800, 101, 2, cost, short.short_of * 1.01)
+    assert enough.short_of is None and enough.expected_trials >= budget.MIN_TRIALS
+    assert enough.short_line() is None
+
+
+def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_sizes():
+    cost = Cost(step_s=1.0, val_image_s=0.01, image_size=101, small_step_s=0.2, small_val_image_s=0.004,
+                small_size=32)
+    extra = budget.EPOCH_EXTRA_S
+    epoch = {side: cost.epoch_s(3200, 400, 32, side) for side in (32, 48, 64, 101)}
+    assert epoch[101] == pytest.approx(100 * 1.0 + 400 * 0.01 + extra)
+    assert epoch[32] == pytest.approx(100 * 0.2 + 400 * 0.004 + extra)
+    slope = (epoch[101] - epoch[32]) / (101 ** 2 - 32 ** 2)
+    for side in (48, 64):
+        assert epoch[side] == pytest.approx(epoch[32] + slope * (side ** 2 - 32 ** 2))
+    # A step timed at one size only: all of it per pixel, so a quarter of the pixels costs a quarter.
+    alone = Cost(step_s=1.0, val_image_s=0.01, image_size=64)
+    assert alone.epoch_s(3200, 400, 32, 32) - extra == pytest.approx((alone.epoch_s(3200, 400, 32) - extra) / 4)
+    # The fixed part makes small images dearer than pixel scaling says: a size fits less often.
+    assert epoch[48] > (epoch[101] - extra) * (48 / 101) ** 2 + extra
+
+
+@pytest.mark.parametrize("auto", [True, False])
+def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_path, auto):
+    import numpy as np
+    import torch
+
+    from trainable.data.dataset import ImageDataset
+
+    blocks = {"trial": {"epochs": "auto"}, "search": {"time_budget": 60, "num_samples": "auto"},
+              "space": {"backbone": "simple_cnn"}}
+    if auto:
+        blocks["data"] = {"image_size": "auto"}
+    space = load_space(space_file(tmp_path, **blocks))
+    n = 160
+    dataset = ImageDataset(images=torch.randn(n, 1, 64, 64), labels=torch.arange(n) % 2, class_names=("0", "1"),
+                           splits={"train": np.arange(128), "val": np.arange(128, n), "test": np.arange(0)},
+                           files=tuple(f"{i}.fits" for i in range(n)))
+    cost = budget.measure(space, dataset, local=True)
+    assert cost.image_size == 64 and cost.step_s > 0 and cost.val_image_s > 0
+    if auto:
+        assert cost.small_size == min(budget.IMAGE_SIZES) and cost.small_step_s > 0 and cost.small_val_image_s > 0
+    else:
+        assert cost.small_size is None and cost.small_step_s is None
 
 
 @pytest.mark.parametrize("blocks, message", [
@@ -166,9 +229,12 @@ def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
     sizing = summary["budget"]
     steps = 144 // 8  # 240 images, 60 % of them for training
     assert sizing["steps"] == steps and sizing["grace_period"] == math.ceil(budget.MIN_RUNG_STEPS / steps)
-    assert f"rungs: ASHA compares trials at epochs {sizing['grace_period']} of {sizing['epochs']}" in proc.stdout
+    marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
+    assert marks.startswith(str(sizing["grace_period"]))
+    assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
     assert f"time budget {seconds} s on 2 concurrent trial(s)" in proc.stdout
     assert sizing["cost"]["step_s"] > 0 and summary["epochs"] == sizing["epochs"]
+    assert ("warning: the time budget is too short for a search" in proc.stdout) == (sizing["short_of"] is not None)
     saved = yaml.safe_load((tmp_path / "results/budgeted/space.yaml").read_text())
     assert saved["trial"]["epochs"] == sizing["epochs"] and saved["search"]["grace_period"] == sizing["grace_period"]
     # The default configuration was one of the trials.
