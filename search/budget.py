@@ -55,6 +55,7 @@ MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md,
 MIN_TRIALS = 8  # a search of fewer configurations is hardly a search
 MAX_PROMOTIONS = 3  # max_t at most grace x reduction_factor^3; more budget buys more trials
 MIN_PROMOTIONS = 2  # max_t at least grace x reduction_factor^2: the winner trains well past the rungs
+MIN_FULL_EPOCHS = 20  # and at least this many epochs (BENCHMARKS.md: the default still gains after 15)
 IMAGE_SIZES = (96, 80, 64, 48, 32)  # what data.image_size: auto may shrink to, largest first
 SAFETY = 0.85  # of the budget the expected cost may fill
 TRIAL_START_S = 3.0  # a trial's start: Ray schedules it, the model is built, the data placed
@@ -140,6 +141,10 @@ class Sizing:
         slots: Trials that run at once.
         short_of: Set when the budget is too short for the rule at any image size: the seconds
             that would hold it at the size chosen.
+        alone: The budget is too short for a search and ``num_samples`` was ``auto``: the default
+            configuration trains alone until the budget ends, on ``widen`` trials' resources.
+        widen: The lone trial's resources, in trials' (the trials one node holds at once).
+        short_epochs: With ``short_of``, the full trial's epochs the rule wanted.
     """
 
     epochs: int
@@ -152,8 +157,14 @@ class Sizing:
     start_until_s: float | None = None
     slots: int = 1
     short_of: float | None = None
+    alone: bool = False
+    widen: int = 1
+    short_epochs: int | None = None
 
     def rung_line(self, reduction_factor: float, scheduler: str) -> str:
+        if self.alone:
+            return (f"trials: one, the default configuration, until the time budget ends ({self.steps} optimizer "
+                    f"steps per epoch)")
         if scheduler == "none":
             return f"trials: {self.epochs} epochs each ({self.steps} optimizer steps per epoch), no early stopping"
         marks = ", ".join(map(str, rungs(self.grace_period, self.epochs, reduction_factor))) or "none"
@@ -164,18 +175,27 @@ class Sizing:
     def budget_line(self, budget_s: float, cost: Cost, batch_size: int) -> str:
         size = f"{self.image_size} px" if self.image_size else f"native {cost.image_size} px"
         small = f" ({cost.small_step_s:.3f} s at {cost.small_size} px)" if cost.small_step_s is not None else ""
-        return (f"time budget {budget_s:g} s on {self.slots} concurrent trial(s): a training step of "
-                f"{batch_size} images takes {cost.step_s:.3f} s at {cost.image_size} px{small}, so an epoch about "
-                f"{self.epoch_s:.1f} s at {size}; about {self.expected_trials} trials of at most {self.epochs} "
-                f"epochs, new ones until {self.start_until_s:.0f} s")
+        timed = (f"time budget {budget_s:g} s on {self.slots} concurrent trial(s): a training step of "
+                 f"{batch_size} images takes {cost.step_s:.3f} s at {cost.image_size} px{small}, so an epoch about "
+                 f"{self.epoch_s:.1f} s at {size}")
+        if self.alone:
+            return (f"{timed}; too short for a search, so the default configuration trains alone at {size} on "
+                    f"{self.widen} trial(s)' resources until the budget ends")
+        return (f"{timed}; about {self.expected_trials} trials of at most {self.epochs} epochs, new ones until "
+                f"{self.start_until_s:.0f} s")
 
     def short_line(self) -> str | None:
         if self.short_of is None:
             return None
-        return (f"warning: the time budget is too short for a search: {MIN_TRIALS} trials of {self.epochs} epochs "
-                f"(the winner trained past {MIN_PROMOTIONS} rungs) need about {self.short_of:.0f} s; with fewer "
-                f"trials the search is unlikely to beat its default configuration trained for the whole budget "
-                f"(raise search.time_budget, or train the default configuration: search.num_samples: 1)")
+        rule = (f"a search of {MIN_TRIALS} trials whose winner trains {self.short_epochs} epochs needs about "
+                f"{self.short_of:.0f} s")
+        if self.alone:
+            return (f"warning: the time budget is too short for a search ({rule}); with less, a search loses to its "
+                    f"default configuration trained for the whole budget, which is what runs (raise "
+                    f"search.time_budget for a search, or set search.num_samples to search anyway)")
+        return (f"warning: the time budget is too short for a search ({rule}); with fewer trials it is unlikely to "
+                f"beat its default configuration trained for the whole budget (raise search.time_budget, or "
+                f"leave search.num_samples auto to train the default alone)")
 
 
 def largest_batch(space: Space) -> int:
@@ -240,12 +260,26 @@ def image_sizes(native: int, auto: bool) -> list[int | None]:
     return [None] + ([s for s in IMAGE_SIZES if s < native] if auto else [])
 
 
+def full_epochs(grace: int, eta: float) -> list[int]:
+    """The lengths a full trial may have, longest first: grace x eta^k, k from
+    :data:`MAX_PROMOTIONS` down to :data:`MIN_PROMOTIONS`, none under :data:`MIN_FULL_EPOCHS` (if
+    that leaves none, the shortest that reaches it)."""
+    out = [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, MIN_PROMOTIONS - 1, -1)]
+    out = [e for e in out if e >= MIN_FULL_EPOCHS]
+    k = MAX_PROMOTIONS
+    while not out:
+        k += 1
+        out = [int(grace * eta ** k)] if grace * eta ** k >= MIN_FULL_EPOCHS else []
+    return out
+
+
 def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
-                cost: Cost | None, budget_s: float | None) -> Sizing:
+                cost: Cost | None, budget_s: float | None, node_slots: int | None = None) -> Sizing:
     """Settle epochs, grace period, trials and image size (see the module's rule).
 
     Without a time budget (``cost`` None) only the grace period can be ``auto``; the file's
-    epochs and trials stand."""
+    epochs and trials stand. ``node_slots``: the trials one node holds at once (default
+    ``slots``), what a lone default configuration may take."""
     settings = space.search
     batch = largest_batch(space)
     steps = steps_per_epoch(n_train, batch)
@@ -259,8 +293,8 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
     capacity = budget_s * slots * SAFETY
     grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-    options = ([fixed_epochs] if fixed_epochs else
-               [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, MIN_PROMOTIONS - 1, -1)])
+    options = [fixed_epochs] if fixed_epochs else full_epochs(grace, eta)
+    sizes = image_sizes(native, "image_size" in auto)
 
     def plan(size, epochs):
         epoch_s = cost.epoch_s(n_train, n_val, batch, size)
@@ -272,22 +306,34 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
         return size, epochs, trials, epoch_s, trial_s, full_s
 
     # The largest size, then the longest trials, where MIN_TRIALS fit and a full trial ends in time.
-    plans = [plan(size, epochs) for size in image_sizes(native, "image_size" in auto) for epochs in options]
+    plans = [plan(size, epochs) for size in sizes for epochs in options]
     fits = [p for p in plans if p[2] >= min_trials and p[5] <= budget_s]
-    short_of = None
     if fits:
-        choice = fits[0]
-    else:  # too short a budget at every size: the smallest, longest trials that end in time
-        last = [p for p in plans if p[0] == plans[-1][0]]
-        choice = next((p for p in last if p[5] <= budget_s), last[-1])
-        short_of = max((choice[5] + (min_trials - 1) * choice[4]) / (slots * SAFETY), choice[5])
-    size, epochs, trials, epoch_s, _, _ = choice
-    grace = min(grace, epochs)
-    first_rung_s = epoch_s * grace + TRIAL_START_S
-    # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
-    num_samples = max(10 * max(trials, 1), 50) if "num_samples" in auto else settings.num_samples
-    return Sizing(epochs, grace, num_samples, size, steps, max(trials, 1), epoch_s,
-                  max(budget_s - first_rung_s, 0.0), slots, short_of)
+        size, epochs, trials, epoch_s, _, _ = fits[0]
+        grace = min(grace, epochs)
+        # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
+        num_samples = max(10 * trials, 50) if "num_samples" in auto else settings.num_samples
+        return Sizing(epochs, grace, num_samples, size, steps, trials, epoch_s,
+                      max(budget_s - epoch_s * grace - TRIAL_START_S, 0.0), slots)
+    # Too short at every size: the smallest, longest trials that end in time.
+    last = [p for p in plans if p[0] == sizes[-1]]
+    size, epochs, trials, epoch_s, trial_s, full_s = next((p for p in last if p[5] <= budget_s), last[-1])
+    short_of = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s)
+    wanted = epochs
+    if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
+        return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
+                      max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
+                      short_epochs=epochs)
+    # The default configuration alone on a node's trials' resources, at the largest size where it
+    # trains MIN_FULL_EPOCHS in the budget (else the smallest); Ray's time budget ends it.
+    widen = max(1, min(node_slots or slots, slots))
+    alone_capacity = budget_s * widen * SAFETY - TRIAL_START_S
+    size = next((s for s in sizes if alone_capacity / cost.epoch_s(n_train, n_val, batch, s) >= MIN_FULL_EPOCHS),
+                sizes[-1])
+    epoch_s = cost.epoch_s(n_train, n_val, batch, size)
+    epochs = fixed_epochs or max(1, math.ceil(2 * alone_capacity / epoch_s))  # a bound: the budget ends it
+    return Sizing(epochs, epochs, 1, size, steps, 1, epoch_s, budget_s, 1, short_of, alone=True, widen=widen,
+                  short_epochs=wanted)
 
 
 def apply(space: Space, sizing: Sizing) -> Space:
@@ -303,8 +349,15 @@ def apply(space: Space, sizing: Sizing) -> Space:
         size = None if sizing.image_size is None else (sizing.image_size, sizing.image_size)
         data = dataclasses.replace(space.data, image_size=size)
     search = dataclasses.replace(space.search, grace_period=sizing.grace_period, num_samples=sizing.num_samples)
-    return dataclasses.replace(space, trial={**space.trial, "epochs": sizing.epochs}, search=search, data=data,
-                               auto=frozenset(), raw=raw)
+    resources = space.resources
+    if sizing.alone:  # the default configuration, on a node's trials' resources
+        start = complete_point(space, dict(space.search.start_from[0]) if space.search.start_from else {})
+        search = dataclasses.replace(search, start_from=(start,))
+        resources = {k: v * sizing.widen for k, v in space.resources.items()}
+        raw["trial"]["resources"] = resources
+        raw["search"]["start_from"] = [start]
+    return dataclasses.replace(space, trial={**space.trial, "epochs": sizing.epochs}, resources=resources,
+                               search=search, data=data, auto=frozenset(), raw=raw)
 
 
 def measure(space: Space, dataset, local: bool) -> Cost:

@@ -232,16 +232,17 @@ def check_before_ray(plan: Plan) -> str:
     return mode
 
 
-def concurrent_trials(space: Space, nodes: list[dict]) -> int:
-    """Trials that can run at once: those that fit on each node, summed, at most
-    ``search.max_concurrent``."""
+def concurrent_trials(space: Space, nodes: list[dict], per_node: bool = False) -> int:
+    """Trials that can run at once: those that fit on each node, summed (``per_node``: on the
+    node that holds the most), at most ``search.max_concurrent``."""
     cpu, gpu = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
-    fits = 0
+    fits = []
     for node in nodes:
         have = node.get("Resources", {})
-        fits += min(int(have.get("CPU", 0) // cpu) if cpu else 1 << 20,
-                    int(have.get("GPU", 0) // gpu) if gpu else 1 << 20)
-    return max(1, min(fits, space.search.max_concurrent or fits))
+        fits.append(min(int(have.get("CPU", 0) // cpu) if cpu else 1 << 20,
+                        int(have.get("GPU", 0) // gpu) if gpu else 1 << 20))
+    total = max(fits, default=0) if per_node else sum(fits)
+    return max(1, min(total, space.search.max_concurrent or total))
 
 
 @dataclass
@@ -278,7 +279,8 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
     here = local and (not space.resources.get("gpu") or torch.cuda.is_available())
     cost = budget.measure(space, dataset, here) if total else None
     left = None if total is None else max(total - (time.time() - began), 1.0)
-    sizing = budget.size_search(space, n_train, n_val, max(dataset.image_shape), slots, cost, left)
+    sizing = budget.size_search(space, n_train, n_val, max(dataset.image_shape), slots, cost, left,
+                                concurrent_trials(space, nodes, per_node=True))
     sized = budget.apply(space, sizing)
     print(sizing.rung_line(space.search.reduction_factor, space.search.scheduler), flush=True)
     if cost is not None:

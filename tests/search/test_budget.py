@@ -126,19 +126,32 @@ def test_a_longer_budget_buys_longer_trials_then_more_trials(tmp_path):
     assert all(s.short_of is None for s in sizes)
 
 
-def test_a_budget_too_short_for_a_search_says_so_and_what_would_do(tmp_path):
+def test_a_budget_too_short_for_a_search_trains_the_default_alone_and_says_what_would_do(tmp_path):
     space = lens_budget_space(tmp_path, seconds=300)
     cost = Cost(step_s=1.0, val_image_s=0.002, image_size=101)
-    short = size_search(space, 14400, 1800, 101, 2, cost, 300)
-    # The smallest size, the shortest trials the rule allows, and as many as fit: fewer than a search needs.
+    short = size_search(space, 14400, 1800, 101, 2, cost, 300, node_slots=2)
+    assert short.alone and short.num_samples == 1 and short.widen == 2
+    # The largest size at which the default configuration trains MIN_FULL_EPOCHS (here none: the smallest).
     assert short.image_size == budget.IMAGE_SIZES[-1]
-    assert short.epochs == short.grace_period * 3 ** budget.MIN_PROMOTIONS
-    assert short.expected_trials < budget.MIN_TRIALS
-    assert short.short_of > 300 and f"need about {short.short_of:.0f} s" in short.short_line()
-    # The budget it names holds the rule.
+    assert 300 * 2 * budget.SAFETY / short.epoch_s < budget.MIN_FULL_EPOCHS
+    assert short.epochs * short.epoch_s >= 300 * 2 * budget.SAFETY  # a bound: the budget ends the trial
+    assert f"needs about {short.short_of:.0f} s" in short.short_line() and "which is what runs" in short.short_line()
+    assert "the default configuration trains alone" in short.budget_line(300, cost, 32)
+    # The space runs the default configuration, completed, on two trials' CPUs.
+    alone = budget.apply(space, short)
+    assert alone.search.num_samples == 1 and alone.resources == {"cpu": 2, "gpu": 0}
+    assert alone.search.start_from == (budget.complete_point(space, dict(space.search.start_from[0])),)
+    assert alone.raw["trial"]["resources"] == {"cpu": 2, "gpu": 0}
+    # The budget it names holds a search.
     enough = size_search(space, 14400, 1800, 101, 2, cost, short.short_of * 1.01)
-    assert enough.short_of is None and enough.expected_trials >= budget.MIN_TRIALS
-    assert enough.short_line() is None
+    assert not enough.alone and enough.short_of is None and enough.expected_trials >= budget.MIN_TRIALS
+    assert enough.epochs == short.short_epochs and enough.short_line() is None
+    # A file that names its number of trials gets its search, and the warning.
+    named = load_space(space_file(tmp_path, data={"image_size": "auto"}, trial={"epochs": "auto", "batch_size": 32},
+                                  search={"time_budget": 300, "num_samples": 6, "reduction_factor": 3}))
+    searched = size_search(named, 14400, 1800, 101, 2, cost, 300)
+    assert not searched.alone and searched.num_samples == 6 and searched.expected_trials < 6
+    assert searched.short_of is not None and "unlikely to beat" in searched.short_line()
 
 
 def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_sizes():
@@ -208,14 +221,9 @@ def test_the_default_configuration_is_one_configuration(tmp_path):
     assert budget.default_config(space)["augment_flip"] is True
 
 
-def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
-    """A real search (Ray Tune, Optuna, ASHA) with trial.epochs, num_samples and the grace period
-    left to the budget: the timing and the sizes are printed and recorded, trials keep starting
-    while they can reach their first rung, and no epoch ends after the budget by more than one
-    epoch's time."""
-    seconds = 60
+def budgeted_search(tmp_path, seconds, epochs):
     raw = {**SPACE, "name": "budgeted",
-           "trial": {"epochs": "auto", "batch_size": 8, "resources": {"cpu": 1, "gpu": 0}},
+           "trial": {"epochs": epochs, "batch_size": 8, "resources": {"cpu": 1, "gpu": 0}},
            "space": {**SPACE["space"], "backbone": "simple_cnn"},
            "search": {**SPACE["search"], "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3,
                       "time_budget": seconds,
@@ -226,27 +234,56 @@ def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
     proc = run_search(tmp_path, "space.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "results/budgeted/summary.json").read_text())
-    sizing = summary["budget"]
-    steps = 144 // 8  # 240 images, 60 % of them for training
-    assert sizing["steps"] == steps and sizing["grace_period"] == math.ceil(budget.MIN_RUNG_STEPS / steps)
-    marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
-    assert marks.startswith(str(sizing["grace_period"]))
-    assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
-    assert f"time budget {seconds} s on 2 concurrent trial(s)" in proc.stdout
-    assert sizing["cost"]["step_s"] > 0 and summary["epochs"] == sizing["epochs"]
-    assert ("warning: the time budget is too short for a search" in proc.stdout) == (sizing["short_of"] is not None)
     saved = yaml.safe_load((tmp_path / "results/budgeted/space.yaml").read_text())
-    assert saved["trial"]["epochs"] == sizing["epochs"] and saved["search"]["grace_period"] == sizing["grace_period"]
-    # The default configuration was one of the trials.
-    assert any(t["config"]["lr"] == 1.0e-3 and t["config"]["gamma"] == 0.9 for t in summary["trials"])
-    # The trials' share of the budget: what is left after the timing and the workers' start.
-    left = sizing["trials_budget_s"]
-    assert 0 < left < seconds
     history = pd.read_csv(tmp_path / "results/budgeted/history.csv")
+    return proc, summary, saved, history
+
+
+def assert_budget_kept(summary, history):
+    """No epoch ends after the trials' share of the budget by more than one epoch's time, and the
+    trials ran to its end, less at most the time of a first rung."""
+    sizing = summary["budget"]
+    left = sizing["trials_budget_s"]  # what is left after the timing and the workers' start
+    assert 0 < left < sizing["time_budget_s"]
     epoch_s = max(history.groupby("trial")["time_total_s"].diff().max(), history["time_total_s"].min())
     ended = (history["timestamp"] - summary["trials_began"]).max()
     assert ended <= left + epoch_s + 1.0, (ended, left, epoch_s)  # timestamps are whole seconds
-    # Filled: trials kept starting while one could reach its first rung, so the search ran to the
-    # end of its budget, less at most the time of a first rung.
     assert summary["trials_s"] >= left - sizing["grace_period"] * epoch_s - 2.0, (summary["trials_s"], left)
+
+
+def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
+    """A real search (Ray Tune, Optuna, ASHA) with num_samples and the grace period left to the
+    budget: the timing and the sizes are printed and recorded, trials keep starting while they
+    can reach their first rung, and no epoch ends after the budget by more than one epoch's time."""
+    epochs = 6  # fixed: trials short enough for a search in a minute
+    proc, summary, saved, history = budgeted_search(tmp_path, 60, epochs)
+    sizing = summary["budget"]
+    steps = 144 // 8  # 240 images, 60 % of them for training
+    assert sizing["steps"] == steps and sizing["grace_period"] == grace_epochs(144, 8, epochs, 3) == 2
+    assert not sizing["alone"] and sizing["epochs"] == epochs
+    marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
+    assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
+    assert f"time budget 60 s on 2 concurrent trial(s)" in proc.stdout
+    assert sizing["cost"]["step_s"] > 0 and summary["epochs"] == sizing["epochs"]
+    assert ("warning: the time budget is too short for a search" in proc.stdout) == (sizing["short_of"] is not None)
+    assert saved["search"]["grace_period"] == sizing["grace_period"]
+    # The default configuration was one of the trials.
+    assert any(t["config"]["lr"] == 1.0e-3 and t["config"]["gamma"] == 0.9 for t in summary["trials"])
+    assert_budget_kept(summary, history)
     assert summary["num_trials"] >= 2
+
+
+def test_a_budget_too_short_for_a_search_trains_the_default_alone_to_its_end(tmp_path):
+    """trial.epochs and num_samples auto, and a budget far too short for a search of full-length
+    trials: one trial, the default configuration on both trials' CPUs, until the budget ends."""
+    proc, summary, saved, history = budgeted_search(tmp_path, 30, "auto")
+    sizing = summary["budget"]
+    assert sizing["alone"] and sizing["short_of"] > 30 and sizing["widen"] == 2
+    assert "warning: the time budget is too short for a search" in proc.stdout
+    assert "trials: one, the default configuration, until the time budget ends" in proc.stdout
+    assert summary["num_trials"] == 1
+    (trial,) = summary["trials"]
+    assert trial["config"]["lr"] == 1.0e-3 and trial["config"]["gamma"] == 0.9 and trial["config"]["loss"] == "bce"
+    assert saved["trial"]["resources"] == {"cpu": 2, "gpu": 0} and saved["search"]["num_samples"] == 1
+    assert trial["epochs"] < sizing["epochs"]  # the budget ended it, not its epochs
+    assert_budget_kept(summary, history)
