@@ -62,7 +62,7 @@ DIGITS = {
 # name: (space file, --set overrides, simulator kind for a held-out set or None)
 CASES = {
     "lens900": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=900"], "lens_finding"),
-    "lens4000": ("spaces/lens_finding.yaml", [], "lens_finding"),
+    "lens4000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=4000"], "lens_finding"),
     "lens18000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=18000", "cpu.search.time_budget=1800"],
                   "lens_finding"),
     "substructure": ("spaces/substructure.yaml", [], "substructure"),
