@@ -30,9 +30,10 @@ trial's resources: :func:`measure`), and what the file leaves ``auto`` is sized 
   before the budget ends; the expected number is printed.
 * ``data.image_size: auto``: the images keep their native size when the budget holds such a
   search at it; otherwise the largest of :data:`IMAGE_SIZES` that does (the cost is timed at
-  the native and the smallest size, and taken as a line in the pixel count between them). Smaller images before shorter trials: at equal compute the
-  space's default configuration trains for the whole budget, and a search whose winner stopped
-  after a few epochs loses to it (BENCHMARKS.md, "Search against the default configuration").
+  the native and the smallest size, and taken as a line in the pixel count between them).
+  Smaller images before shorter trials: at equal compute the space's default configuration
+  trains for the whole budget, and a search whose winner stopped after a few epochs loses to it
+  (BENCHMARKS.md, "Search against the default configuration").
 
 **A budget too short for a search.** A search of a few trials whose winner stopped early loses
 to the default configuration trained for the whole budget (BENCHMARKS.md: on 4,000 lens images,
@@ -326,11 +327,11 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     last = [p for p in plans if p[0] == sizes[-1]]
     size, epochs, trials, epoch_s, trial_s, full_s = next((p for p in last if p[5] <= budget_s), last[-1])
     short_of = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s)
-    wanted = epochs
+    short_epochs = epochs  # what the warning names; the lone default's epochs are a bound below
     if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
         return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
                       max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
-                      short_epochs=epochs)
+                      short_epochs=short_epochs)
     # The default configuration alone on a node's trials' resources, at the largest size where it
     # trains MIN_FULL_EPOCHS in the budget (else the smallest); Ray's time budget ends it.
     widen = max(1, min(node_slots or slots, slots))
@@ -340,7 +341,7 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     epoch_s = cost.epoch_s(n_train, n_val, batch, size)
     epochs = fixed_epochs or max(1, math.ceil(2 * alone_capacity / epoch_s))  # a bound: the budget ends it
     return Sizing(epochs, epochs, 1, size, steps, 1, epoch_s, budget_s, 1, short_of, alone=True, widen=widen,
-                  short_epochs=wanted)
+                  short_epochs=short_epochs)
 
 
 def apply(space: Space, sizing: Sizing) -> Space:
