@@ -495,18 +495,25 @@ def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
                     else f"{label} (AUC = {area:.3f})")
             ax.plot(fpr, tpr, lw=2.2 if macro or len(curves) == 1 else 1.5, ls="--" if macro else "-",
                     color="black" if macro else f"C{k}", label=text)
-        if len(names) == 2:  # where the model's argmax decisions sit on the curve
+        threshold = (summary.get("test") or {}).get("threshold")
+        if len(names) == 2:  # where the model's decisions sit on the curve
             positive, truth = names[1], frame["true"] == names[1]
             chosen = frame["predicted"] == positive
             ax.plot(chosen[~truth].mean(), chosen[truth].mean(), "o", color="tab:red", ms=7,
-                    label="argmax decision")
+                    label="argmax decision" if threshold is None else f"decision at threshold {threshold:.3g}")
         ax.plot([0, 1], [0, 1], ls=":", color="0.5", lw=1, label="chance (AUC = 0.5)")
         ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(-0.01, 1.01),
-               ylim=(-0.01, 1.01), aspect="equal", title=f"ROC, best model, test split (n = {len(frame)})")
+               ylim=(-0.01, 1.01), aspect="equal", title=f"ROC, final model, test split (n = {len(frame)})")
         ax.legend(loc="lower right")
         ax.grid(color="0.93")
     kind = f"positive class {names[1]}" if len(names) == 2 else "each class against the rest"
-    caption = f"The best model's ROC on the {len(frame)} test images ({kind})."
+    caption = f"The final model's ROC on the {len(frame)} test images ({kind})."
+    test = summary.get("test") or {}
+    if len(names) == 2 and test.get("tpr0") is not None:
+        caption += (f" The dot is where it decides (threshold {threshold:.3g}, chosen on the validation split)."
+                    if threshold is not None else "")
+        caption += (f" TPR0 {test['tpr0']:.3f} and TPR10 {test['tpr10']:.3f}: the lenses found before the first "
+                    f"and the tenth false positive, of {test.get('negatives')} negatives.")
     if curves[-1][0] == "macro average":
         caption += (" The dashed curve averages the classes' curves; its AUC is the mean of the "
                     "one-vs-rest AUCs (the macro ROC AUC of the summary), not the area under it.")
@@ -534,8 +541,39 @@ def plot_confusion_matrix(folder: Path, summary: dict[str, Any], png: Path) -> s
         display.im_.colorbar.set_label("fraction of the true class (row)")
         ax.set(xlabel="predicted class", ylabel="true class",
                title=f"Confusion matrix, test split (n = {len(frame)})")
-    return ("Counts, and the fraction of each true class (rows sum to 100%), for the best model on the "
-            "test split.")
+    return ("Counts, and the fraction of each true class (rows sum to 100%), for the final model deciding at "
+            "its threshold on the test split.")
+
+
+def plot_reliability(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    from trainable.decide import expected_calibration_error, reliability
+
+    frame, names = read_predictions(folder, summary)
+    probabilities = frame[[f"p_{c}" for c in names]].to_numpy(float)
+    index = {name: k for k, name in enumerate(names)}
+    labels = frame["true"].map(index).to_numpy()
+    if np.isnan(labels.astype(float)).any():
+        raise Skipped(f"{PREDICTIONS_FILE} names a class the model does not have")
+    labels = labels.astype(int)
+    table = reliability(probabilities, labels, bins=10)
+    ece = expected_calibration_error(probabilities, labels, bins=10)
+    with _figure(png, figsize=(5.2, 5.0)) as fig:
+        ax = fig.add_subplot()
+        ax.bar(table["lower"], table["accuracy"], width=0.1, align="edge", color="C0", alpha=0.75,
+               edgecolor="white", label="accuracy in the bin")
+        ax.plot(table["confidence"], table["accuracy"], "o", color="C1", ms=4, label="bin's mean confidence")
+        for x, y, n in zip(table["confidence"], table["accuracy"], table["count"]):
+            ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
+        ax.plot([0, 1], [0, 1], ls=":", color="0.4", lw=1, label="perfect calibration")
+        ax.set(xlabel="confidence (probability of the predicted class)", ylabel="accuracy",
+               xlim=(0, 1), ylim=(0, 1.05), aspect="equal",
+               title=f"Reliability, final model, test split (ECE {ece:.3f})")
+        ax.legend(loc="upper left")
+    temperature = (summary.get("final") or {}).get("temperature")
+    fitted = "" if temperature is None else f", after the temperature {temperature:.3g} fitted on the validation split"
+    return (f"The final model's confidence against its accuracy on the {len(frame)} test images, in 10 bins "
+            f"(the count above each){fitted}; the expected calibration error is the count-weighted gap, "
+            f"{ece:.3f}. Bars under the diagonal: over-confident.")
 
 
 # Misclassified images ----------------------------------------------------------------------
@@ -555,7 +593,7 @@ def plot_misclassified(folder: Path, summary: dict[str, Any], png: Path) -> str:
         images, true, predicted = data["images"], data["true"], data["predicted"]
         confidence = data["confidence"] if "confidence" in data else np.full(len(images), np.nan)
     if len(images) == 0:
-        raise Skipped("the best model misclassified no test image")
+        raise Skipped("the final model misclassified no test image")
     shown = min(len(images), MISCLASSIFIED_GRID ** 2)
     columns = min(MISCLASSIFIED_GRID, math.ceil(math.sqrt(shown)))
     rows = math.ceil(shown / columns)
@@ -572,8 +610,8 @@ def plot_misclassified(folder: Path, summary: dict[str, Any], png: Path) -> str:
             picture = displayable(images[k])
             ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, interpolation="nearest")
             ax.set_title(f"{titles[k]}\np = {confidence[k]:.2f}", fontsize=8)
-        fig.suptitle(f"The best model's {shown} most confident mistakes on the test split", fontsize=11)
-    return (f"The {shown} test images the best model gets wrong with the highest confidence: true → "
+        fig.suptitle(f"The final model's {shown} most confident mistakes on the test split", fontsize=11)
+    return (f"The {shown} test images the final model gets wrong with the highest confidence: true → "
             "predicted class, and the predicted class' probability; each image scaled to its own range.")
 
 

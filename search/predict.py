@@ -1,15 +1,18 @@
 """Classify new images with the best model of a finished search.
 
     python -m search.predict results/lens_finding new_cutouts/                # a folder, searched recursively
-    python -m search.predict results/lens_finding a.fits b.fits --out preds.csv --tta
+    python -m search.predict results/lens_finding a.fits b.fits --out preds.csv --no-tta
 
 Each image is read, resized, expanded to the model's channels and normalized as the training images
-were, then classified. An image whose size differs from the training images' is refused, unless the
-search resized its images (``data.image_size``) and so resizes these the same way. ``--tta``
-averages the probabilities over the 8 rotations and flips of each image (a lens has no preferred
-orientation). The CSV (default ``RESULTS_FOLDER/predictions.csv``) has one row per image, in the
-order given: ``file, predicted, p_<class>...``. Nothing is written when an input is missing or
-unreadable, or of another size than the model takes.
+were, then classified by the search's final model (``best_model.pt``: the best trial or an
+ensemble, temperature-scaled; :mod:`search.final`). An image whose size differs from the training
+images' is refused, unless the search resized its images (``data.image_size``) and so resizes these
+the same way. With ``final.tta`` the model averages the probabilities over the 8 rotations and
+flips of each image (a lens has no preferred orientation); ``--tta`` / ``--no-tta`` overrides it.
+The CSV (default ``RESULTS_FOLDER/predictions.csv``) has one row per image, in the order given:
+``file, predicted, p_<class>...``, the predicted class at the model's threshold (binary tasks:
+chosen on the validation split, ``final.threshold``), else the most probable. Nothing is written
+when an input is missing or unreadable, or of another size than the model takes.
 """
 
 from __future__ import annotations
@@ -123,20 +126,11 @@ def prepared(model: ExportedModel, files: list[Path], hdu: int, nonfinite: str) 
         yield torch.from_numpy(images)
 
 
-def dihedral(images: torch.Tensor) -> list[torch.Tensor]:
-    """The 8 rotations and flips of square images; of non-square ones, the 4 that keep the shape."""
-    if images.shape[-1] != images.shape[-2]:
-        return [images, images.flip(-1), images.flip(-2), images.flip(-1, -2)]
-    rotations = [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
-    return rotations + [r.flip(-1) for r in rotations]
-
-
 def predict(model: ExportedModel, batches: Iterator[torch.Tensor], batch_size: int,
-            tta: bool = False) -> np.ndarray:
-    """Class probabilities (N, num_classes); with ``tta``, averaged over :func:`dihedral`."""
-    out = [torch.stack([model.predict(v, batch_size) for v in dihedral(x)]).mean(0) if tta
-           else model.predict(x, batch_size) for x in batches]
-    return torch.cat(out).numpy()
+            tta: bool | None = None) -> np.ndarray:
+    """The model's class probabilities (N, num_classes); ``tta`` None: as the model file says,
+    True: averaged over :func:`trainable.export.dihedral`, False: the images as they are."""
+    return torch.cat([model.predict(x, batch_size, tta) for x in batches]).numpy()
 
 
 def write_csv(frame: pd.DataFrame, out: Path) -> None:
@@ -163,8 +157,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image files, or folders searched recursively")
     parser.add_argument("--out", help=f"the CSV to write (default RESULTS/{PREDICTIONS_FILE})")
-    parser.add_argument("--tta", action="store_true",
-                        help="average the probabilities over the 8 rotations and flips of each image")
+    parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                        help="average the probabilities over the 8 rotations and flips of each image "
+                             "(default: as the model's final stage chose, final.tta)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     return parser.parse_args(argv)
 
@@ -184,13 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     probabilities = predict(model, prepared(model, files, *decode_options(folder)), args.batch_size, args.tta)
     names = model.class_names
     frame = pd.DataFrame({"file": [str(f) for f in files],
-                          "predicted": [names[k] for k in probabilities.argmax(1)]})
+                          "predicted": [names[k] for k in model.decide(probabilities)]})
     for k, name in enumerate(names):
         frame[f"p_{name}"] = probabilities[:, k]
     write_csv(frame, out)
     counts = Counter(frame["predicted"])
-    print(f"{len(files)} images{' (TTA)' if args.tta else ''}, predicted "
-          + ", ".join(f"{n}: {counts[n]}" for n in names) + f"; written to {out}")
+    tta = model.tta if args.tta is None else args.tta
+    at = "" if model.threshold is None else f" at threshold {model.threshold:.3g} for {names[1]}"
+    print(f"{len(files)} images{' (TTA)' if tta else ''}, predicted "
+          + ", ".join(f"{n}: {counts[n]}" for n in names) + f"{at}; written to {out}")
     return 0
 
 

@@ -11,7 +11,8 @@ embeds them and needs nothing else (mail it, open it offline):
 * ``importance.png``: parameter importances (Optuna's fANOVA, else PED-ANOVA) on every trial's
   value at the first ASHA rung (the epoch every trial reached);
 * ``parallel_coordinates.png``: the best trials' parameters, coloured by the metric;
-* ``roc.png`` and ``confusion_matrix.png``: the best model on the test split;
+* ``roc.png``, ``confusion_matrix.png`` and ``reliability.png``: the final model on the test split,
+  deciding at its threshold (:mod:`search.final`), and its calibration;
 * ``misclassified.png``: the test images the best model gets most confidently wrong.
 
 A figure the results cannot give (no Optuna study after a grid search, too few trials for
@@ -35,8 +36,10 @@ import matplotlib.pyplot as plt
 
 from search.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
                             plot_importance, plot_learning_curves, plot_misclassified,
-                            plot_parallel_coordinates, plot_roc, require)
+                            plot_parallel_coordinates, plot_reliability, plot_roc, require)
 from search.files import LEADERBOARD_FILE, REPORT_FOLDER, SUMMARY_FILE
+from search.final import describe as describe_final, side_by_side
+from trainable.decide import few_negatives_note
 from trainable.errors import UserError, exit_on_user_error
 
 
@@ -56,6 +59,7 @@ FIGURES = [
     Figure("parallel_coordinates.png", "Best trials' parameters", plot_parallel_coordinates),
     Figure("roc.png", "ROC curve (test split)", plot_roc),
     Figure("confusion_matrix.png", "Confusion matrix (test split)", plot_confusion_matrix),
+    Figure("reliability.png", "Calibration (test split)", plot_reliability),
     Figure("misclassified.png", "Misclassified test images", plot_misclassified),
 ]
 
@@ -108,19 +112,40 @@ def header_html(summary: dict[str, Any]) -> str:
                                     f"at epoch {val.get('epoch', '?')}"))
     else:
         facts.append(("best trial", "none: no trial reported a value"))
+    final = summary.get("final")
+    if final:
+        facts.append(("final model", describe_final(final).removeprefix("final model: ")))
     if test:
-        facts.append(("test split (best model)",
-                      f"{test.get('n', '?')} images: accuracy {_number(test.get('accuracy'))}, "
-                      f"macro F1 {_number(test.get('f1_macro'))}, ROC AUC {_number(test.get('auc'))}"))
+        text = (f"{test.get('n', '?')} images: accuracy {_number(test.get('accuracy'))}, "
+                f"macro F1 {_number(test.get('f1_macro'))}, ROC AUC {_number(test.get('auc'))}")
+        if test.get("tpr0") is not None:
+            text += f", TPR0 {_number(test['tpr0'])}, TPR10 {_number(test['tpr10'])}"
+        facts.append(("test split (final model)", text))
+        if few_negatives_note(test):
+            facts.append(("note", few_negatives_note(test).removeprefix("note: ")))
     parts = [f"<h1>Search {_e(summary.get('name', ''))}</h1>", '<dl class="facts">']
     parts += [f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in facts]
     parts.append("</dl>")
+    if final:
+        parts.append("<h2>From the best trial to the final model (test split)</h2>" + table_html(side_by_side(final)))
     if summary.get("best_config"):
         rows = "".join(f'<tr><td class="text">{_e(k)}</td><td class="text">{_e(_cell(v))}</td></tr>'
                        for k, v in summary["best_config"].items())
         parts.append(f'<h2>Best configuration</h2><table><tr><th class="text">parameter</th>'
                      f'<th class="text">value</th></tr>{rows}</table>')
     return "\n".join(parts)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """A small table: text columns left, numbers right, the final model's row highlighted."""
+    align = {c: "" if pd.api.types.is_numeric_dtype(frame[c]) else "text" for c in frame.columns}
+    head = "".join(f'<th class="{align[c]}">{_e(c)}</th>' for c in frame.columns)
+    rows = []
+    for row in frame.to_dict("records"):
+        mark = ' class="best"' if row.get("final") == "yes" else ""
+        cells = "".join(f'<td class="{align[c]}">{_e(_cell(None if pd.isna(v) else v))}</td>' for c, v in row.items())
+        rows.append(f"<tr{mark}>{cells}</tr>")
+    return f'<div class="scroll"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 def leaderboard_html(folder: Path, summary: dict[str, Any]) -> str:

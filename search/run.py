@@ -31,11 +31,13 @@ import yaml
 
 from search import budget, cluster
 from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
+from search.final import describe as describe_final, side_by_side
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
 from search.wandb_log import WandbCallback, has_api_key, log_search_summary, resolve_mode
 from trainable.data import ImageDataset, load_dataset
+from trainable.decide import few_negatives_note
 from trainable.errors import UserError, exit_on_user_error
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -428,19 +430,22 @@ def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float)
           f"{sum(r['epochs'] for r in records)} epochs in all")
     print(format_table(leaderboard(records, space, columns=parameter_columns(space, limit=8))))
     if summary["test"]:
-        test = summary["test"]
-        auc = "-" if test["auc"] is None else f"{test['auc']:.4f}"
+        test, final = summary["test"], summary["final"]
         print(f"\nbest trial {summary['best_trial']} ({space.metric} {summary['best_val'][space.metric]:.4f} "
-              f"at epoch {summary['best_val']['epoch']}); on the test split ({test['n']} images): "
-              f"accuracy {test['accuracy']:.4f}, macro F1 {test['f1_macro']:.4f}, ROC AUC {auc}")
-        print(f"confusion matrix (rows true, columns predicted; {', '.join(test['class_names'])}): "
+              f"at epoch {summary['best_val']['epoch']})")
+        print(f"{describe_final(final)} (final stage {final['seconds']:.0f} s)")
+        print(f"on the test split ({test['n']} images), from the best trial as the search left it to the final model:")
+        print(format_table(side_by_side(final)))
+        print(f"confusion matrix of the final model (rows true, columns predicted; {', '.join(test['class_names'])}): "
               f"{test['confusion_matrix']}")
+        if few_negatives_note(test):
+            print(few_negatives_note(test))
     else:
         print("\nno trial reported a value: see the errors above")
     print(f"\nresults: {folder}/ (summary.json, leaderboard.csv, best_config.yaml, best_model.pt)")
     if (folder / REPORT_FOLDER / "report.html").is_file():
         print(f"report:  {folder}/report/report.html (learning curves, importances, ROC, confusion matrix, "
-              "misclassified images)")
+              "calibration, misclassified images)")
     print(f"predict: python -m search.predict {folder} IMAGES_OR_FOLDERS")
     if mode == "offline":
         print(f"W&B runs (offline): {folder}/wandb/; upload them with:  wandb sync {folder}/wandb/offline-run-*")

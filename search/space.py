@@ -12,6 +12,7 @@ A space file (see ``spaces/``)::
       scheduler: {choice: [exponential, cosine_warm_restarts]}
       gamma: {uniform: [0.85, 0.99], when: {scheduler: exponential}}
     search: {algorithm: optuna, num_samples: 40, scheduler: asha}
+    final: {ensemble: 3, tta: true, threshold: f1}              # the model handed back (search.final)
     wandb: {project: lens-search, mode: auto}
     cpu: {trial: {epochs: 4}, space: {backbone: simple_cnn}}   # applied when there is no GPU
 
@@ -41,7 +42,7 @@ from trainable.sampling import SAMPLERS
 
 METRICS = ("val_auc", "val_accuracy", "val_f1", "val_loss", "train_loss")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "wandb", "storage", "cpu")
+TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "final", "wandb", "storage", "cpu")
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -82,6 +83,17 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class FinalSettings:
+    """The ``final:`` block: how the search's best trials become the model it hands back
+    (:mod:`search.final`)."""
+
+    ensemble: int = 3  # the top trials whose probabilities are averaged; 1: the best trial alone
+    tta: bool = False  # average each image's probabilities over its 8 flips and rotations
+    threshold: str | float = "f1"  # binary tasks: f1, youden, accuracy (chosen on val) or a number
+    temperature: bool = True  # fit one temperature on the validation split
+
+
+@dataclass(frozen=True)
 class WandbSettings:
     """The ``wandb:`` block."""
 
@@ -105,6 +117,7 @@ class Space:
     wandb: WandbSettings
     path: str
     storage: str | None = None  # where Ray keeps checkpoints and state (--storage wins)
+    final: FinalSettings = FinalSettings()
     cpu_applied: bool = False
     auto: frozenset = frozenset()  # keys left auto (epochs, grace_period, num_samples, image_size)
     raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
@@ -228,6 +241,7 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
         if not search.time_budget:
             problems += [f"{NEEDS_BUDGET[key]}: auto needs search.time_budget (seconds) to size it"
                          for key in sorted(auto & set(NEEDS_BUDGET))]
+    final = _check_final(raw.get("final") or {}, problems)
     wandb = _check_settings(WandbSettings, raw.get("wandb") or {}, "wandb", problems)
     if wandb and wandb.mode not in ("auto", "online", "offline", "disabled"):
         problems.append(f"wandb.mode: {wandb.mode!r} is not one of auto, online, offline, disabled")
@@ -237,7 +251,7 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     if problems:
         return None
     return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
-                 auto=frozenset(auto))
+                 final=final, auto=frozenset(auto))
 
 
 def _check_resources(resources: Any) -> list[str]:
@@ -351,6 +365,28 @@ def _check_settings(cls, raw: Any, block: str, problems: list[str]):
     unknown = [k for k in raw if k not in known]
     problems += [f"{block}.{k}: unknown key; known: {', '.join(known)}" for k in unknown]
     return None if unknown else cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+
+
+def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
+    from trainable.decide import THRESHOLD_RULES
+
+    settings = _check_settings(FinalSettings, raw, "final", problems)
+    if settings is None:
+        return None
+    threshold = settings.threshold
+    number = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+    checks = [
+        ("ensemble", isinstance(settings.ensemble, int) and not isinstance(settings.ensemble, bool)
+         and settings.ensemble >= 1, "a positive integer (1: the best trial alone)"),
+        ("tta", isinstance(settings.tta, bool), "true or false"),
+        ("threshold", threshold in THRESHOLD_RULES or (number and 0 < threshold < 1),
+         f"one of {', '.join(THRESHOLD_RULES)} or a number in (0, 1)"),
+        ("temperature", isinstance(settings.temperature, bool), "true or false"),
+    ]
+    for key, ok, expected in checks:
+        if not ok:
+            problems.append(f"final.{key}: must be {expected}, got {getattr(settings, key)!r}")
+    return settings
 
 
 def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[str]) -> SearchSettings | None:

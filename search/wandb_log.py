@@ -218,8 +218,9 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
                        summary: dict[str, Any], importances: dict[str, float] | None = None,
                        pictures: dict[str, Path] | None = None) -> None:
     """One more run in the search's group (``job_type: summary``): the leaderboard table, the
-    parameter importances, the best model's test metrics with W&B's ROC curve and confusion
-    matrix of the test split, and the report's pictures."""
+    parameter importances, the final model's test metrics (at its threshold) with W&B's ROC curve,
+    operating point and confusion matrix of the test split, the final stage's steps side by side
+    (``final_steps``), and the report's pictures."""
     import pandas as pd
     import wandb
 
@@ -243,12 +244,24 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
             names = [str(c) for c in test["class_names"]]
             probabilities = frame[[f"p_{c}" for c in names]].to_numpy()
             truth = frame["true"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
-            data["test_roc"] = wandb.plot.roc_curve(truth, probabilities, labels=names, title="ROC (test, best model)")
+            data["test_roc"] = wandb.plot.roc_curve(truth, probabilities, labels=names, title="ROC (test, final model)")
+            # The predicted column holds the final model's decisions, at its threshold.
+            predicted = frame["predicted"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
             data["test_confusion_matrix"] = wandb.plot.confusion_matrix(
-                y_true=truth.tolist(), preds=probabilities.argmax(1).tolist(), class_names=names,
-                title="Confusion matrix (test, best model)")
-            for key in ("accuracy", "f1_macro", "auc"):
-                run.summary[f"test_{key}"] = test[key]
+                y_true=truth.tolist(), preds=predicted.tolist(), class_names=names,
+                title="Confusion matrix (test, final model)")
+            for key in ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "threshold"):
+                if test.get(key) is not None:
+                    run.summary[f"test_{key}"] = test[key]
+            if len(names) == 2:  # the operating point: where the threshold sits on the test ROC
+                chosen, positive = predicted == 1, truth == 1
+                run.summary["test_operating_point"] = {"fpr": float(chosen[~positive].mean()),
+                                                       "tpr": float(chosen[positive].mean()),
+                                                       "threshold": test.get("threshold")}
+        if summary.get("final"):
+            from search.final import side_by_side
+
+            data["final_steps"] = wandb.Table(dataframe=side_by_side(summary["final"]))
         for name, path in (pictures or {}).items():
             data[f"report/{name}"] = wandb.Image(str(path))
         run.log(data)

@@ -96,3 +96,37 @@ def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bo
     elif pretrained_path:
         raise UserError("pretrained_path is set but pretrained is false; set pretrained: true")
     return timm.create_model(name, **kwargs)
+
+
+@torch.no_grad()
+def refresh_batchnorm(network: nn.Module, images: torch.Tensor, batch_size: int = 64) -> bool:
+    """Recompute every BatchNorm layer's running mean and variance from ``images`` (the training
+    images, un-augmented): their plain average over equal batches, as
+    ``torch.optim.swa_utils.update_bn`` does, but with only the BatchNorm layers in training mode,
+    so that dropout and stochastic depth do not perturb the statistics.
+
+    The running statistics a short training leaves behind are an exponential average over the
+    last batches, taken while the weights moved under them; after a few dozen steps they lag the
+    weights enough to push every image toward one class at evaluation.
+
+    Returns:
+        Whether the network has BatchNorm layers (False: nothing changed).
+    """
+    layers = [m for m in network.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not layers or len(images) == 0:
+        return False
+    was_training = network.training
+    momenta = {m: m.momentum for m in layers}
+    network.eval()
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None  # a cumulative average over the batches
+        layer.train()
+    device = next(network.parameters()).device
+    batch_size = min(batch_size, len(images))
+    for start in range(0, len(images) - batch_size + 1, batch_size):  # equal batches only
+        network(images[start:start + batch_size].to(device))
+    for layer, momentum in momenta.items():
+        layer.momentum = momentum
+    network.train(was_training)
+    return True

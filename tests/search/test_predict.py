@@ -1,6 +1,6 @@
 """``python -m search.predict`` on the results of a real search: it reproduces the search's own test
-predictions, reads folders, averages over rotations and flips with ``--tta``, and refuses bad inputs
-in one line, writing nothing."""
+predictions (the final model's, at its threshold), reads folders, applies TTA as the model file says
+unless told, and refuses bad inputs in one line, writing nothing."""
 
 import json
 import os
@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from tests.search.test_run import ROOT
-from trainable.data.decode import read_image
 
 RESULTS = "results/tiny_lens"
 
@@ -28,11 +27,6 @@ def predict_ok(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     proc = predict(workdir, *args)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
-
-
-def dihedral(image: np.ndarray) -> list[np.ndarray]:
-    rotations = [np.rot90(image, k, axes=(-2, -1)) for k in range(4)]
-    return [np.ascontiguousarray(a) for a in rotations + [r[..., ::-1] for r in rotations]]
 
 
 @pytest.fixture(scope="module")
@@ -89,36 +83,28 @@ def test_a_folder_gives_one_row_per_image_in_natural_order(finished):
     assert all(f"{name}: {n}" in line for name, n in counts.items())
 
 
-def test_tta_averages_the_eight_rotations_and_flips(finished, test_split, tmp_path):
+def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path):
+    """The search's final stage chose TTA (``final.tta``): predict applies it by default, and
+    ``--no-tta`` / ``--tta`` override it. (That TTA is the mean over the 8 flips and rotations
+    is tests/trainable/test_export.py's.)"""
     workdir, _ = finished
-    plain_csv, tta_csv = tmp_path / "plain.csv", tmp_path / "tta.csv"
-    predict_ok(workdir, RESULTS, *test_split["file"], "--out", str(plain_csv))
-    predict_ok(workdir, RESULTS, *test_split["file"], "--tta", "--out", str(tta_csv))
-    plain, tta = pd.read_csv(plain_csv), pd.read_csv(tta_csv)
-    p_columns = [c for c in tta.columns if c.startswith("p_")]
-    np.testing.assert_allclose(tta[p_columns].sum(axis=1), 1.0, atol=1e-5)
-    assert np.abs(tta[p_columns].to_numpy() - plain[p_columns].to_numpy()).max() > 1e-6
-    assert 0.0 <= float((tta["predicted"].astype(str) == test_split["true"].astype(str)).mean()) <= 1.0
-
-    # TTA of one image == the plain predictions of its 8 transforms, written as files, averaged.
-    image = read_image(Path(test_split["file"][0]))
-    transforms = tmp_path / "transforms"
-    transforms.mkdir()
-    for k, array in enumerate(dihedral(image)):
-        np.save(transforms / f"{k}.npy", array)
-    predict_ok(workdir, RESULTS, str(transforms), "--out", str(tmp_path / "each.csv"))
-    each = pd.read_csv(tmp_path / "each.csv")
-    assert each["file"].tolist() == [str(transforms / f"{k}.npy") for k in range(8)]
-    # The tiny model's outputs vary by ~1e-4 between transforms: the match must be far closer.
-    assert np.ptp(each[p_columns[0]].to_numpy()) > 2e-6
-    np.testing.assert_allclose(each[p_columns].mean().to_numpy(), tta[p_columns].iloc[0].to_numpy(),
-                               rtol=0, atol=5e-7)
+    files = list(test_split["file"])
+    out = {name: tmp_path / f"{name}.csv" for name in ("default", "tta", "plain")}
+    predict_ok(workdir, RESULTS, *files, "--out", str(out["default"]))
+    predict_ok(workdir, RESULTS, *files, "--tta", "--out", str(out["tta"]))
+    proc = predict_ok(workdir, RESULTS, *files, "--no-tta", "--out", str(out["plain"]))
+    assert "(TTA)" not in proc.stdout
+    frames = {name: pd.read_csv(path) for name, path in out.items()}
+    p_columns = [c for c in frames["tta"].columns if c.startswith("p_")]
+    np.testing.assert_array_equal(frames["default"][p_columns].to_numpy(), frames["tta"][p_columns].to_numpy())
+    np.testing.assert_allclose(frames["tta"][p_columns].sum(axis=1), 1.0, atol=1e-5)
+    assert np.abs(frames["tta"][p_columns].to_numpy() - frames["plain"][p_columns].to_numpy()).max() > 1e-6
 
     # An image that every rotation and flip leaves unchanged gets the same probabilities either way.
     y, x = np.mgrid[-50:51, -50:51]
     np.save(tmp_path / "round.npy", np.exp(-(x ** 2 + y ** 2) / 200.0).astype(np.float32)[None])
     round_plain, round_tta = tmp_path / "round_plain.csv", tmp_path / "round_tta.csv"
-    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--out", str(round_plain))
+    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--no-tta", "--out", str(round_plain))
     predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--tta", "--out", str(round_tta))
     np.testing.assert_allclose(pd.read_csv(round_tta)[p_columns].to_numpy(),
                                pd.read_csv(round_plain)[p_columns].to_numpy(), rtol=0, atol=2e-7)

@@ -91,6 +91,10 @@ def test_cli_writes_every_figure_into_one_self_contained_page(finished, tmp_path
     assert f"accuracy {summary['test']['accuracy']:.4f}" in page
     assert f"macro F1 {summary['test']['f1_macro']:.4f}" in page
     assert f"ROC AUC {summary['test']['auc']:.4f}" in page
+    assert f"TPR0 {summary['test']['tpr0']:.4f}, TPR10 {summary['test']['tpr10']:.4f}" in page
+    # The steps from the best trial to the final model, the final one highlighted.
+    assert "From the best trial to the final model" in page
+    assert f'<tr class="best"><td class="text">{summary["final"]["final"]}</td><td class="text">yes</td>' in page
     # The leaderboard as a table, best first, the best row highlighted.
     rows = re.findall(r"<tr(?: class=\"best\")?><td[^>]*>(\d+)</td><td[^>]*>([^<]+)</td>", page)
     assert rows[0] == ("1", summary["best_trial"]) and len(rows) == summary["num_trials"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from tests.search.test_run import ROOT, run_search
@@ -114,3 +115,15 @@ def test_killed_driver_resumes_without_rerunning_finished_trials(tmp_path):
     study = optuna.load_study(study_name="killed", storage=storage)
     assert len(study.trials) == NUM_SAMPLES
     assert sorted(t.params["lr"] for t in study.trials) == sorted(t["config"]["lr"] for t in summary["trials"])
+
+    # The final stage ran on the resumed search: the top 3 trials, before the kill or after it.
+    from trainable.export import load_model
+
+    top = sorted(summary["trials"], key=lambda t: -t["best"])[:3]
+    assert summary["final"]["candidates"] == [t["trial_id"] for t in top]
+    steps = summary["final"]["steps"]
+    assert [s["name"] for s in steps] == ["best trial, argmax", "best trial", "ensemble of 3"]
+    model = load_model(folder / "best_model.pt")
+    assert [m.trial_id for m in model.members] == summary["final"]["members"] and model.threshold is None
+    chosen = next(s for s in steps if s["name"] == summary["final"]["final"])
+    assert summary["test"]["accuracy"] == pytest.approx(chosen["test"]["accuracy"], abs=1e-12)

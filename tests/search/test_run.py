@@ -15,8 +15,8 @@ import yaml
 from search.space import load_space
 from tests.search.wandb_files import read_run
 from trainable.data import load_dataset
+from trainable.decide import choose_threshold, decision_metrics
 from trainable.export import load_model
-from trainable.train import classification_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 NUM_SAMPLES = 5
@@ -42,6 +42,7 @@ SPACE = {
                "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
                "start_from": [{"backbone": "simple_cnn", "lr": 1.0e-3, "scheduler": "exponential",
                                "gamma": 0.9, "loss": "bce"}]},
+    "final": {"ensemble": 3, "tta": True, "threshold": "f1"},
     "wandb": {"project": "lens-search-tests", "mode": "auto"},
     # Applied: the test machine has no GPU (and must not use one if it has).
     "cpu": {"trial": {"batch_size": 32}},
@@ -119,15 +120,47 @@ def test_exported_model_reproduces_the_test_metrics(finished):
     dataset = load_dataset(space.data.__class__.from_mapping(
         {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
     images, labels = dataset.split("test")
-    probabilities = load_model(folder / "best_model.pt").predict(images).numpy()
-    metrics = classification_metrics(probabilities, labels.numpy())
-    assert metrics["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
-    assert metrics["auc"] == pytest.approx(summary["test"]["auc"], abs=1e-12)
+    model = load_model(folder / "best_model.pt")
+    probabilities = model.predict(images).numpy()
+    metrics = decision_metrics(probabilities, labels.numpy(), model.threshold)
+    for key in ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10"):
+        assert metrics[key] == pytest.approx(summary["test"][key], abs=1e-12), key
+    assert metrics["confusion_matrix"] == summary["test"]["confusion_matrix"]
     assert raw["test"]["accuracy"] == summary["test"]["accuracy"]
-    # The best epoch's weights, as the trial recorded them, with the size it was trained at.
+    # The single best trial's best epoch's weights come first, with the size they were trained at.
     best = next(t for t in summary["trials"] if t["trial_id"] == summary["best_trial"])
     assert raw["epoch"] == summary["best_val"]["epoch"] == best["best_epoch"]
     assert raw["input_size"] == [32, 32]
+
+
+def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_the_f1_threshold(finished):
+    workdir, proc = finished
+    folder = workdir / "results/tiny_lens"
+    summary = json.loads((folder / "summary.json").read_text())
+    final = summary["final"]
+    top = [t["trial_id"] for t in sorted(summary["trials"], key=lambda t: -t["best"])[:3]]
+    assert final["candidates"] == top
+    steps = final["steps"]
+    assert [s["name"] for s in steps] == ["best trial, argmax", "best trial", "best trial + TTA", "ensemble of 3",
+                                          "ensemble of 3 + TTA"]
+    # The chosen step: the best validation AUC of the calibrated ones, the later of equals.
+    best = max(range(1, len(steps)), key=lambda i: (steps[i]["val"]["auc"], i))
+    chosen = steps[best]
+    assert final["final"] == chosen["name"] and final["tta"] == chosen["tta"]
+    assert final["members"] == top[:chosen["members"]]
+    # That step is the model file; its test metrics are the summary's.
+    assert chosen["test"]["accuracy"] == pytest.approx(summary["test"]["accuracy"], abs=1e-12)
+    model = load_model(folder / "best_model.pt")
+    assert [m.trial_id for m in model.members] == final["members"] and model.tta == chosen["tta"]
+    assert model.temperature == final["temperature"] and model.threshold == final["threshold"]
+    # The threshold is the F1 rule's on the model's own validation probabilities.
+    space = load_space(folder / "space.yaml")
+    dataset = load_dataset(space.data.__class__.from_mapping(
+        {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
+    images, labels = dataset.split("val")
+    val = model.predict(images).numpy()
+    assert choose_threshold(val, labels.numpy(), "f1") == pytest.approx(model.threshold, abs=1e-5)
+    assert f"final model: {chosen['name']} (trial" in proc.stdout and "best trial, argmax" in proc.stdout
 
 
 def test_each_trial_keeps_one_checkpoint_with_the_best_weights_alone(finished):
@@ -226,6 +259,12 @@ def test_the_summary_run_holds_leaderboard_importances_and_test_results(finished
     matrix = table(run, row, "test_confusion_matrix_table")
     assert sum(r[-1] for r in matrix["data"]) == summary["test"]["n"]
     assert run["summary"]["test_accuracy"] == pytest.approx(summary["test"]["accuracy"])
+    assert run["summary"]["test_threshold"] == pytest.approx(summary["test"]["threshold"])
+    point = run["summary"]["test_operating_point"]
+    (tn, fp), (fn, tp) = summary["test"]["confusion_matrix"]
+    assert (point["fpr"], point["tpr"]) == (pytest.approx(fp / (fp + tn)), pytest.approx(tp / (tp + fn)))
+    steps = table(run, row, "final_steps")
+    assert [r[0] for r in steps["data"]] == [s["name"] for s in summary["final"]["steps"]]
     assert any(key.startswith("report/") and key.endswith("/_type") for key in row)
 
 

@@ -40,6 +40,12 @@ def test_good_space_loads_with_distributions_and_conditions(tmp_path):
     assert space.space["loss"] == "ce" and space.search.num_samples == 8
 
 
+def test_final_block_defaults_and_values(tmp_path):
+    assert load_space(_write(tmp_path, GOOD)).final.ensemble == 3  # on by default: the top 3 averaged
+    space = load_space(_write(tmp_path, {**GOOD, "final": {"ensemble": 1, "tta": True, "threshold": 0.3}}))
+    assert (space.final.ensemble, space.final.tta, space.final.threshold, space.final.temperature) == (1, True, 0.3, True)
+
+
 def test_cpu_block_applies_only_without_a_gpu_and_overrides_win(tmp_path):
     path = _write(tmp_path, GOOD)
     space = load_space(path, ["search.num_samples=3", "trial.batch_size=16"], has_gpu=False)
@@ -92,6 +98,11 @@ BAD = [
     ({"search": {"start_from": [{"lr": 5.0}]}}, "search.start_from[0].lr: 5.0 is outside its loguniform"),
     ({"data": {"format": "hdf5", "path": "x"}}, "data.format: unknown format 'hdf5'"),
     ({"wandb": {"mode": "cloud"}}, "wandb.mode: 'cloud' is not one of"),
+    ({"final": {"ensemble": 0}}, "final.ensemble: must be a positive integer"),
+    ({"final": {"threshold": "best"}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
+    ({"final": {"threshold": 1.5}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
+    ({"final": {"tta": "yes"}}, "final.tta: must be true or false"),
+    ({"final": {"refit": True}}, "final.refit: unknown key"),
 ]
 
 

@@ -1,0 +1,296 @@
+"""The final stage of a search: from its best trials to the model it hands back.
+
+A trial's checkpoint is chosen by one validation number; it still decides at an uncalibrated
+``argmax``, which a sampling strategy that moved the training prior pushes toward one class
+(the quick start's best trial once called every test image a non-lens at test AUC 0.86). This
+stage, on by default (the ``final:`` block of a space file, :class:`search.space.FinalSettings`):
+
+1. takes the best checkpoints of the top ``final.ensemble`` trials (1: the best trial alone),
+   and recomputes each one's BatchNorm statistics on the training images, kept where the
+   search's metric on the validation split does not get worse (running statistics left by a
+   short training lag its weights: they made a 3-class model call 81 of 90 images one class);
+2. corrects each member for the prior its sampling strategy trained under
+   (:func:`trainable.decide.prior_log_weights`), averages the members' probabilities, over the
+   8 flips and rotations of each image too with ``final.tta``;
+3. fits one temperature on the validation split (``final.temperature``), then, for a binary
+   task, the threshold of ``final.threshold`` on the calibrated validation probabilities;
+4. tests every step on the test split, side by side: the best trial as the search left it
+   (argmax), the best trial calibrated, with TTA, the ensemble, with TTA;
+5. chooses among the calibrated steps the one with the best validation value of the search's
+   metric, the later (more averaged) of equals, and writes it as ``best_model.pt``
+   (:mod:`trainable.export`), which ``search.predict`` uses unchanged; the test metrics reported
+   are that file's own predictions'.
+
+The validation split chose the trials, so it flatters the single best one; a step that adds
+members or TTA is taken when it scores at least as well there.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from search.space import Space
+from trainable.checkpoint import BEST_FILE, fetch_best
+from trainable.data import ImageDataset
+from trainable.decide import (calibrate, choose_threshold, decision_metrics, fit_temperature,
+                              prior_log_weights)
+from trainable.export import export_model, load_model
+from trainable.models import refresh_batchnorm
+
+SIDE_BY_SIDE = ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "nll")
+
+
+def members_of(grid, ranked: list[dict[str, Any]], k: int) -> list[tuple[dict[str, Any], Any]]:
+    """The first ``k`` ranked trials that reported a value and kept a checkpoint, with their
+    Ray results."""
+    by_path = {r.path: r for r in grid}
+    out = []
+    for record in ranked:
+        if len(out) == k or record["best"] is None:
+            break
+        result = by_path.get(record["path"])
+        if result is not None and result.checkpoint is not None:
+            out.append((record, result))
+    return out
+
+
+# The search's metric as decision_metrics names it, and whether larger is better.
+METRIC_KEYS = {"val_auc": ("auc", True), "val_accuracy": ("accuracy", True), "val_f1": ("f1_macro", True),
+               "val_loss": ("nll", False), "train_loss": ("nll", False)}
+REFRESH_IMAGES = 2048  # training images the BatchNorm statistics are recomputed from, at most
+
+
+def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch.Tensor, np.ndarray],
+                   space: Space) -> dict[str, Any]:
+    """Recompute a member's BatchNorm statistics on (up to :data:`REFRESH_IMAGES`) training images
+    (:func:`trainable.models.refresh_batchnorm`) and keep them where the search's metric on the
+    validation split is at least as good; the member's ``best.pt`` in ``folder`` is rewritten
+    with them. Returns what was done and the metric before and after."""
+    images, labels = val
+    key, larger = METRIC_KEYS[space.metric]
+    before_state = {k: v.clone() for k, v in member.network.state_dict().items()}
+    before = decision_metrics(member.probabilities(images), labels)[key]
+    train_images = dataset.split("train")[0]
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), REFRESH_IMAGES), replace=False))
+    if not refresh_batchnorm(member.network, train_images[torch.from_numpy(pick)]):
+        return {"trial_id": member.trial_id, "batchnorm": "none in the network"}
+    after = decision_metrics(member.probabilities(images), labels)[key]
+    better = before is None or (after is not None and (after >= before if larger else after <= before))
+    if better:
+        state = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
+        state["model"] = {k: v.detach().cpu() for k, v in member.network.state_dict().items()}
+        torch.save(state, folder / BEST_FILE)
+    else:
+        member.network.load_state_dict(before_state)
+    return {"trial_id": member.trial_id, "batchnorm": "recomputed" if better else "as trained",
+            f"val_{key}_before": before, f"val_{key}_after": after}
+
+
+def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+          space: Space, calibrated: bool) -> dict[str, Any]:
+    """One row of the side-by-side table: its temperature and threshold fitted on ``val``
+    (probabilities, labels) when ``calibrated``, its metrics on both splits."""
+    (p_val, y_val), (p_test, y_test) = val, test
+    binary = p_val.shape[1] == 2
+    temperature, threshold, rule = 1.0, None, None
+    if calibrated:
+        if space.final.temperature:
+            temperature = fit_temperature(p_val, y_val)
+            p_val, p_test = calibrate(p_val, temperature), calibrate(p_test, temperature)
+        if binary:
+            rule = space.final.threshold
+            threshold = choose_threshold(p_val, y_val, rule)
+    return {"name": name, "temperature": temperature, "threshold": threshold,
+            "threshold_rule": rule if isinstance(rule, str) else None,
+            "val": decision_metrics(p_val, y_val, threshold), "test": decision_metrics(p_test, y_test, threshold)}
+
+
+def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDataset, out: Path,
+              about: dict[str, Any]) -> dict[str, Any] | None:
+    """Build, test and write the final model (see the module docstring).
+
+    Args:
+        grid: The search's Ray results.
+        ranked: Its trial records, best first (:func:`search.results.rank`).
+        space: The space searched (its ``final:`` block).
+        dataset: The data the trials trained on.
+        out: The model file to write (``best_model.pt``).
+        about: Plain values to keep in the model file (image size, metric, ...).
+
+    Returns:
+        ``{"steps": [...], "final": name, "members": [...], "batchnorm": [...], "temperature",
+        "threshold", "threshold_rule", "tta", "test_probabilities"}``, or None when no trial kept
+        a checkpoint.
+    """
+    chosen = members_of(grid, ranked, space.final.ensemble)
+    if not chosen:
+        return None
+    began = time.perf_counter()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    val_images, val_labels = dataset.split("val")
+    test_images, test_labels = dataset.split("test")
+    y_val, y_test = val_labels.numpy(), test_labels.numpy()
+    train_labels = dataset.split("train")[1].numpy()
+    with tempfile.TemporaryDirectory(prefix="final-") as scratch:
+        dirs = []
+        for i, (_, result) in enumerate(chosen):
+            folder = Path(scratch) / str(i)
+            folder.mkdir()
+            fetch_best(result.checkpoint, folder)
+            dirs.append(folder)
+        members = [{"trial_id": record["trial_id"],
+                    "log_weights": prior_log_weights(record["config"].get("sampling", "none"), train_labels,
+                                                     dataset.num_classes).tolist()} for record, _ in chosen]
+        scratch_model = load_model(export_model(dirs, Path(scratch) / "members.pt", members=members), device)
+        # "As the search left it": the best network's own probabilities, before its BatchNorm
+        # statistics are recomputed and its prior corrected.
+        best_member = scratch_model.members[0]
+        undo = -np.asarray(members[0]["log_weights"])
+        raw_single = {split: calibrate(best_member.probabilities(images), 1.0, undo)
+                      for split, images in (("val", val_images), ("test", test_images))}
+        batchnorm = [refresh_member(member, folder, dataset, (val_images, y_val), space)
+                     for member, folder in zip(scratch_model.members, dirs)]
+        # Every member's probabilities once (and once more over the 8 flips and rotations):
+        # the steps below are averages of these.
+        views = [False, True] if space.final.tta else [False]
+        probabilities = {(i, tta, split): member.probabilities(images, tta=tta)
+                         for i, member in enumerate(scratch_model.members) for tta in views
+                         for split, images in (("val", val_images), ("test", test_images))}
+
+        def mean(count: int, tta: bool, split: str) -> np.ndarray:
+            return np.mean([probabilities[(i, tta, split)] for i in range(count)], axis=0)
+
+        k = len(dirs)
+        steps = [_step("best trial, argmax", (raw_single["val"], y_val), (raw_single["test"], y_test), space,
+                       calibrated=False)]
+        for count in sorted({1, k}):
+            for tta in views:
+                name = ("best trial" if count == 1 else f"ensemble of {count}") + (" + TTA" if tta else "")
+                steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
+                                      space, calibrated=True), "members": count, "tta": tta})
+        final = choose(steps[1:], space)
+        decision = {"temperature": final["temperature"], "threshold": final["threshold"],
+                    "threshold_rule": final["threshold_rule"], "tta": final["tta"]}
+        count = final["members"]
+        export_model(dirs[:count], out, members=members[:count], decision=decision, **about)
+    model = load_model(out, device)
+    # The file's own predictions: what search.predict gives on these images.
+    test_probabilities = model.predict(test_images).numpy()
+    return {"steps": steps, "final": final["name"], "members": [m["trial_id"] for m in members[:count]],
+            "candidates": [m["trial_id"] for m in members], "batchnorm": batchnorm, **decision,
+            "seconds": time.perf_counter() - began, "test_probabilities": test_probabilities}
+
+
+def choose(steps: list[dict[str, Any]], space: Space) -> dict[str, Any]:
+    """The step with the best validation value of the search's metric; of equals, the later one
+    (more members, TTA): averaging is what generalises when the validation split cannot tell."""
+    key, larger = METRIC_KEYS[space.metric]
+    best = None
+    for step in steps:
+        value = step["val"].get(key)
+        if value is None:
+            continue
+        if best is None or (value >= best[0] if larger else value <= best[0]):
+            best = (value, step)
+    return steps[-1] if best is None else best[1]
+
+
+def side_by_side(final: dict[str, Any], split: str = "test") -> pd.DataFrame:
+    """The steps' metrics on ``split`` as a table, one row a step; ``final`` marks the chosen."""
+    rows = []
+    for step in final["steps"]:
+        metrics = step[split]
+        rows.append({"model": step["name"], "final": "yes" if step["name"] == final["final"] else "no",
+                     **{k: metrics.get(k) for k in SIDE_BY_SIDE if k in metrics},
+                     "threshold": step["threshold"], "temperature": step["temperature"]})
+    frame = pd.DataFrame(rows)
+    return frame.dropna(axis=1, how="all")
+
+
+def describe(final: dict[str, Any]) -> str:
+    """One line: what the final model is and how it decides."""
+    members = final["members"]
+    what = (f"{final['final']} (trial{'s' if len(members) > 1 else ''} {', '.join(members)}, "
+            f"chosen on the validation split of {len(final['steps']) - 1} steps)")
+    how = f"temperature {final['temperature']:.3g}"
+    if final["threshold"] is not None:
+        rule = final["threshold_rule"]
+        how += f", threshold {final['threshold']:.3g}" + (f" ({rule} on the validation split)" if rule else "")
+    return f"final model: {what}; {how}"
+
+
+def parse_args(argv: list[str] | None):
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m search.final", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the final stage again on a finished search, e.g. with another threshold rule:\n\n"
+                    "    python -m search.final results/lens_finding --set final.threshold=youden\n"
+                    "    python -m search.final results/lens_finding --set final.ensemble=1 --set final.tta=false\n\n"
+                    "No trial is trained again: the stage reads the trials' checkpoints. It rewrites\n"
+                    "best_model.pt, summary.json, test_predictions.csv, the report and the final: block of\n"
+                    "the saved space.yaml; the search's W&B summary run keeps the first stage's figures.")
+    parser.add_argument("folder", type=Path, help="the results folder of a finished search (results/<name>)")
+    parser.add_argument("--set", action="append", default=[], metavar="final.KEY=VALUE",
+                        help="change a key of the final: block; repeatable")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import json
+
+    import yaml
+    from ray.tune import ExperimentAnalysis, ResultGrid
+
+    from search.files import SPACE_COPY, SUMMARY_FILE
+    from search.report import write_report
+    from search.results import format_table, write_results
+    from search.run import prepare_data
+    from search.space import load_space
+    from trainable.decide import few_negatives_note
+    from trainable.errors import UserError
+
+    args = parse_args(argv)
+    folder = args.folder
+    if not (folder / SUMMARY_FILE).is_file() or not (folder / SPACE_COPY).is_file():
+        raise UserError(f"{folder}: holds no finished search ({SUMMARY_FILE} and {SPACE_COPY} expected)")
+    bad = [pair for pair in args.set if not pair.startswith("final.")]
+    if bad:
+        raise UserError(f"--set {bad[0]}: only final.* keys can change after the search; start a new one for others")
+    space = load_space(folder / SPACE_COPY, args.set, has_gpu=True)
+    old = json.loads((folder / SUMMARY_FILE).read_text())
+    dataset = prepare_data(space)
+    grid = ResultGrid(ExperimentAnalysis(old["experiment_path"]))
+    summary = write_results(grid, space, old["name"], dataset, folder, old["experiment_path"],
+                            complete=old.get("complete", True), cluster=old.get("cluster"),
+                            extra={k: old[k] for k in ("budget", "trials_s", "trials_began") if k in old})
+    header = (folder / SPACE_COPY).read_text().splitlines()[0]
+    (folder / SPACE_COPY).write_text(header + "\n" + yaml.safe_dump(space.raw, sort_keys=False))
+    write_report(folder)
+    if summary["final"] is None:
+        print("no trial kept a checkpoint: no final model")
+        return 1
+    test = summary["test"]
+    print(describe(summary["final"]))
+    print(f"on the test split ({test['n']} images):")
+    print(format_table(side_by_side(summary["final"])))
+    if few_negatives_note(test):
+        print(few_negatives_note(test))
+    print(f"written: {folder}/ (best_model.pt, summary.json, test_predictions.csv, report/)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from trainable.errors import exit_on_user_error
+
+    sys.exit(exit_on_user_error(main)())

@@ -1,0 +1,211 @@
+"""From class probabilities to decisions: the threshold a binary model calls the positive class
+at, the lens challenge's TPR0 and TPR10, temperature scaling and the calibration error, and the
+correction of a training prior that a sampling strategy moved.
+
+The positive class of a binary task is class 1, the second class name in order: ``1`` of the
+Bologna set's ``is_lens`` column. Every function takes probabilities ``(N, C)`` and integer
+labels ``(N,)`` as NumPy arrays.
+
+* ``choose_threshold(p, y, rule)``: ``f1`` (the positive class's F1: purity and completeness of
+  the lens sample together), ``youden`` (TPR - FPR: the ROC point farthest from chance, blind to
+  the class ratio), ``accuracy``, or a number. Chosen on the validation split.
+* ``tpr_before_fp(y, scores, k)``: the largest true-positive rate of any threshold that lets
+  fewer than ``k`` negatives through (Metcalf et al. 2019, A&A 625, A119: TPR0 is ``k = 1``,
+  TPR10 is ``k = 10``).
+* ``fit_temperature`` / ``calibrate``: one temperature ``T`` fitted on the validation split by
+  minimum negative log-likelihood (Guo et al. 2017); ``softmax((log p + w) / T)``, ``w`` the
+  prior correction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
+
+THRESHOLD_RULES = ("f1", "youden", "accuracy")
+BALANCING = ("oversample", "undersample", "weighted")  # sampling strategies that train on equal classes
+TEMPERATURE_RANGE = (0.05, 20.0)
+# Below this many negatives, TPR0 and TPR10 say little: the challenge counted ~70,000.
+FEW_NEGATIVES = 1000
+
+
+def _log(probabilities: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(probabilities, 1e-12, 1.0))
+
+
+def prior_log_weights(sampling: str, train_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Log-weights that undo a balancing sampling strategy: a model trained on equal classes
+    estimates ``p(c | x)`` under a uniform prior; adding ``log prior(c)`` (the training split's
+    class frequencies) to its log-probabilities restores the set's own prior. Zeros when the
+    strategy kept the set's prior (``none``)."""
+    if sampling not in BALANCING:
+        return np.zeros(num_classes)
+    counts = np.bincount(np.asarray(train_labels), minlength=num_classes).astype(float)
+    return np.log(np.maximum(counts, 1.0) / counts.sum())
+
+
+def calibrate(probabilities: np.ndarray, temperature: float = 1.0,
+              log_weights: np.ndarray | None = None) -> np.ndarray:
+    """``softmax((log p + log_weights) / temperature)``: prior-corrected, then temperature-scaled."""
+    logits = _log(probabilities)
+    if log_weights is not None:
+        logits = logits + log_weights
+    return softmax(logits / temperature, axis=1)
+
+
+def nll(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes."""
+    return float(-_log(probabilities[np.arange(len(labels)), labels]).mean())
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature in :data:`TEMPERATURE_RANGE` that minimises the negative log-likelihood of
+    ``labels`` under ``softmax(log p / T)`` (1.0 when there is nothing to fit)."""
+    labels = np.asarray(labels)
+    if len(labels) == 0 or len(np.unique(labels)) < 2:
+        return 1.0
+    logits, rows = _log(probabilities), np.arange(len(labels))
+
+    def loss(log_t: float) -> float:
+        return float(-log_softmax(logits / math.exp(log_t), axis=1)[rows, labels].mean())
+
+    low, high = map(math.log, TEMPERATURE_RANGE)
+    found = minimize_scalar(loss, bounds=(low, high), method="bounded", options={"xatol": 1e-4})
+    # Keep T = 1 unless fitting helps: a flat likelihood is no reason to move.
+    return float(math.exp(found.x)) if found.fun < loss(0.0) - 1e-9 else 1.0
+
+
+def reliability(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, list]:
+    """The reliability diagram's bins over the top-class confidence: per bin its lower edge, mean
+    confidence, accuracy and count (empty bins are left out)."""
+    confidence = probabilities.max(1)
+    correct = probabilities.argmax(1) == np.asarray(labels)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
+    out = {"lower": [], "confidence": [], "accuracy": [], "count": []}
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            out["lower"].append(float(edges[b]))
+            out["confidence"].append(float(confidence[inside].mean()))
+            out["accuracy"].append(float(correct[inside].mean()))
+            out["count"].append(int(inside.sum()))
+    return out
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE: the count-weighted mean gap between confidence and accuracy over the bins."""
+    table = reliability(probabilities, labels, bins)
+    total = sum(table["count"])
+    if not total:
+        return math.nan
+    return float(sum(n * abs(c - a) for n, c, a in zip(table["count"], table["confidence"], table["accuracy"]))
+                 / total)
+
+
+def tpr_before_fp(labels: np.ndarray, scores: np.ndarray, false_positives: int) -> float | None:
+    """The largest true-positive rate of any threshold that lets fewer than ``false_positives``
+    negatives score above it (ties with a negative count against the positive). None without
+    positives."""
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    positive, negative = scores[labels == 1], np.sort(scores[labels == 0])[::-1]
+    if len(positive) == 0:
+        return None
+    if len(negative) < false_positives:
+        return 1.0
+    return float((positive > negative[false_positives - 1]).mean())
+
+
+def _threshold_table(scores: np.ndarray, labels: np.ndarray):
+    """Each distinct score (descending) as a threshold ``score >= t``: its TP and FP counts."""
+    order = np.argsort(-scores, kind="stable")
+    ranked, truth = scores[order], labels[order] == 1
+    tp, fp = np.cumsum(truth), np.cumsum(~truth)
+    last = np.r_[ranked[1:] != ranked[:-1], True]  # the last position of each distinct score
+    return ranked[last], tp[last], fp[last]
+
+
+def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str | float) -> float:
+    """The probability of class 1 from which a binary model calls class 1, by ``rule`` (see the
+    module docstring) on these (validation) predictions.
+
+    Among thresholds that score equally, the middle one is taken, and the threshold is placed
+    halfway between the chosen score and the next lower one, so that the decisions it makes on
+    these predictions are the chosen ones and new images near the edge are not decided by a
+    tie. A number is returned as it is; 0.5 when a class is missing from ``labels``.
+    """
+    if not isinstance(rule, str):
+        return float(rule)
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule {rule!r}: known {', '.join(THRESHOLD_RULES)} or a number")
+    scores, labels = probabilities[:, 1], np.asarray(labels)
+    positives, negatives = int((labels == 1).sum()), int((labels != 1).sum())
+    if positives == 0 or negatives == 0:
+        return 0.5
+    values, tp, fp = _threshold_table(scores, labels)
+    if rule == "f1":
+        score = 2 * tp / (tp + fp + positives)
+    elif rule == "youden":
+        score = tp / positives - fp / negatives
+    else:
+        score = (tp + negatives - fp) / (positives + negatives)
+    best = np.flatnonzero(np.isclose(score, score.max(), rtol=0, atol=1e-12))
+    i = int(best[len(best) // 2])
+    if i + 1 < len(values):
+        return float((values[i] + values[i + 1]) / 2)
+    return float(values[i])
+
+
+def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Predicted classes: class 1 where its probability reaches ``threshold`` (binary, when
+    given), else the most probable class."""
+    if threshold is not None and probabilities.shape[1] == 2:
+        return (probabilities[:, 1] >= threshold).astype(np.int64)
+    return probabilities.argmax(1)
+
+
+def decision_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float | None = None,
+                     class_names: list[str] | None = None) -> dict:
+    """Everything a split's predictions are judged by: accuracy, macro F1, precision and recall
+    (of class 1 for a binary task, else macro), ROC AUC, the confusion matrix at the decisions;
+    for a binary task also TPR0, TPR10 and the negatives they were counted on; the calibration
+    error and negative log-likelihood."""
+    labels = np.asarray(labels)
+    num_classes = probabilities.shape[1]
+    predicted = decide(probabilities, threshold)
+    binary = num_classes == 2
+    average = "binary" if binary else "macro"
+    out = {"n": int(len(labels)), "threshold": threshold if binary else None,
+           "accuracy": float(accuracy_score(labels, predicted)),
+           "f1_macro": float(f1_score(labels, predicted, average="macro", labels=np.arange(num_classes),
+                                      zero_division=0)),
+           "precision": float(precision_score(labels, predicted, average=average, zero_division=0,
+                                              **({} if binary else {"labels": np.arange(num_classes)}))),
+           "recall": float(recall_score(labels, predicted, average=average, zero_division=0,
+                                        **({} if binary else {"labels": np.arange(num_classes)}))),
+           "auc": None, "nll": nll(probabilities, labels),
+           "ece": expected_calibration_error(probabilities, labels)}
+    if len(np.unique(labels)) == num_classes:
+        out["auc"] = float(roc_auc_score(labels, probabilities[:, 1]) if binary else roc_auc_score(
+            labels, probabilities, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
+    if binary:
+        negatives = int((labels == 0).sum())
+        out.update(tpr0=tpr_before_fp(labels, probabilities[:, 1], 1),
+                   tpr10=tpr_before_fp(labels, probabilities[:, 1], 10), negatives=negatives)
+    out["confusion_matrix"] = confusion_matrix(labels, predicted, labels=np.arange(num_classes)).tolist()
+    if class_names is not None:
+        out["class_names"] = list(class_names)
+    return out
+
+
+def few_negatives_note(metrics: dict) -> str | None:
+    """A line when TPR0 and TPR10 were counted on too few negatives to mean what the challenge's do."""
+    negatives = metrics.get("negatives")
+    if negatives is None or negatives >= FEW_NEGATIVES:
+        return None
+    return (f"note: TPR0 and TPR10 counted on {negatives} negatives (the lens challenge counted ~70,000): "
+            f"one false positive is {100 / max(negatives, 1):.1f} % of them, so they are coarse here")
