@@ -84,19 +84,24 @@ def test_a_folder_gives_one_row_per_image_in_natural_order(finished):
 
 
 def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path):
-    """The search's final stage chose TTA (``final.tta``): predict applies it by default, and
-    ``--no-tta`` / ``--tta`` override it. (That TTA is the mean over the 8 flips and rotations
-    is tests/trainable/test_export.py's.)"""
+    """The final stage stored whether its model averages over the 8 flips and rotations
+    (``final.tta``, kept where validation chose it): predict does by default, and ``--tta`` /
+    ``--no-tta`` override it. (That TTA is the mean over the 8 transforms is
+    tests/trainable/test_export.py's.)"""
+    from trainable.export import load_model
+
     workdir, _ = finished
     files = list(test_split["file"])
     out = {name: tmp_path / f"{name}.csv" for name in ("default", "tta", "plain")}
     predict_ok(workdir, RESULTS, *files, "--out", str(out["default"]))
-    predict_ok(workdir, RESULTS, *files, "--tta", "--out", str(out["tta"]))
+    proc = predict_ok(workdir, RESULTS, *files, "--tta", "--out", str(out["tta"]))
+    assert "(TTA)" in proc.stdout
     proc = predict_ok(workdir, RESULTS, *files, "--no-tta", "--out", str(out["plain"]))
     assert "(TTA)" not in proc.stdout
     frames = {name: pd.read_csv(path) for name, path in out.items()}
     p_columns = [c for c in frames["tta"].columns if c.startswith("p_")]
-    np.testing.assert_array_equal(frames["default"][p_columns].to_numpy(), frames["tta"][p_columns].to_numpy())
+    stored = "tta" if load_model(workdir / RESULTS / "best_model.pt").tta else "plain"
+    np.testing.assert_array_equal(frames["default"][p_columns].to_numpy(), frames[stored][p_columns].to_numpy())
     np.testing.assert_allclose(frames["tta"][p_columns].sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(frames["tta"][p_columns].to_numpy() - frames["plain"][p_columns].to_numpy()).max() > 1e-6
 
