@@ -11,7 +11,8 @@ For each case, in a fresh folder and with GPUs hidden (the space's ``cpu:`` bloc
    the block's time budget (``search.budget``), its best model tested.
 2. The default configuration (the space's first ``start_from``, completed: ``search.budget.
    complete_point``) alone, with no early stopping, for as many epochs as all the search's trials
-   trained together, at the same image size: the same compute, counted in images trained on.
+   trained together (with those its best trial trained on after the others, ``search.train_on``),
+   at the same image size: the same compute, counted in images trained on.
    It runs with two CPUs so it takes about the search's time; its best epoch (by the same
    validation metric) is tested exactly as the search's best trial is. Where the budget held no
    search, the driver already trained the default alone on every CPU (``alone`` in the sizing):
@@ -126,8 +127,10 @@ def run_case(name: str, workdir: Path, holdout_n: int) -> dict:
     out = {"case": name, "space": space, "sets": sets, "images": sum(search["data"]["splits"].values()),
            "n_train": n_train, "image_shape": search["data"]["image_shape"], "budget": sizing,
            "search": {"seconds": search_s, "trials": search["num_trials"], "epochs": epochs,
+                      "train_on": search.get("train_on"), "final": (search.get("final") or {}).get("final"),
                       "status_counts": search["status_counts"], "best_config": search["best_config"],
-                      "best_val": search["best_val"], "test": search["test"]},
+                      "best_val": search["best_val"], "kept_default": search.get("kept_default"),
+                      "test": search["test"]},
            "default": {"seconds": default_s, "epochs": epochs, "best_val": default["best_val"],
                        "config": default["best_config"], "test": default["test"]}}
     if kind is not None:
@@ -153,8 +156,11 @@ def row(result: dict) -> str:
 
     s, d, b = result["search"], result["default"], result["budget"]
     size = b.get("image_size") or result["image_shape"][0]
+    on = s.get("train_on")
+    searched = "too short: the default alone" if b.get("alone") else f"{s['trials']} trials"
+    searched += f", {s['epochs']} epochs" + (f" (the best trained on {on['from_epoch']} -> {on['to_epoch']})" if on else "")
     return (f"| {result['case']} | {result['images']} | {size} px | {b.get('time_budget_s')} s | "
-            f"{s['trials']} trials, {s['epochs']} epochs | {auc(s, 'test')} / {auc(d, 'test')} | "
+            f"{searched} | {auc(s, 'test')} / {auc(d, 'test')} | "
             f"{auc(s, 'holdout')} / {auc(d, 'holdout')} | {acc(s, 'test')} / {acc(d, 'test')} | "
             f"{s['seconds']:.0f} / {d['seconds']:.0f} s |")
 

@@ -35,6 +35,17 @@ trial's resources: :func:`measure`), and what the file leaves ``auto`` is sized 
   trains for the whole budget, and a search whose winner stopped after a few epochs loses to it
   (BENCHMARKS.md, "Search against the default configuration").
 
+**The best trial trains on.** Under asynchronous ASHA the winner (often the default
+configuration, the first trial) trains ``max_t`` epochs on one trial's resources while the other
+slots try other configurations; trained alone for all those epochs, the default beat such a
+search on two sets (BENCHMARKS.md). So a share of the budget (``search.train_on``, ``auto``:
+:data:`TRAIN_ON`) is kept from the trials: when they end, the best one goes on from its last
+epoch on the resources of as many trials as one node holds until the budget ends
+(:mod:`search.train_on`), and the time the trials leave unused goes to it too. ``max_t`` may then
+be as short as ``grace x reduction_factor`` (:data:`MIN_PROMOTIONS_TRAIN_ON`) when its epochs and
+those trained on (counted at one trial's speed) reach :data:`MIN_FULL_EPOCHS`; larger images come
+before longer trials, as without it.
+
 **A budget too short for a search.** A search of a few trials whose winner stopped early loses
 to the default configuration trained for the whole budget (BENCHMARKS.md: on 4,000 lens images,
 0.913 against 0.966 test AUC). So when no size holds the rule and ``search.num_samples`` is
@@ -63,9 +74,11 @@ MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md,
 MIN_TRIALS = 8  # a search of fewer configurations is hardly a search
 MAX_PROMOTIONS = 3  # max_t at most grace x reduction_factor^3; more budget buys more trials
 MIN_PROMOTIONS = 2  # max_t at least grace x reduction_factor^2: the winner trains well past the rungs
+MIN_PROMOTIONS_TRAIN_ON = 1  # ... or ^1 when the best trial trains on after the search (search.train_on)
 MIN_FULL_EPOCHS = 20  # and at least this many epochs (BENCHMARKS.md: the default still gains after 15)
 IMAGE_SIZES = (96, 80, 64, 48, 32)  # what data.image_size: auto may shrink to, largest first
 SAFETY = 0.85  # of the budget the expected cost may fill
+TRAIN_ON = 1 / 3  # of a time budget: the best trial trains on after the search (search.train_on: auto)
 TRIAL_START_S = 3.0  # a trial's start: Ray schedules it, the model is built, the data placed
 EPOCH_EXTRA_S = 0.3  # per epoch besides training and validation: the checkpoint, the report
 
@@ -153,6 +166,11 @@ class Sizing:
             configuration trains alone until the budget ends, on ``widen`` trials' resources.
         widen: The lone trial's resources, in trials' (the trials one node holds at once).
         short_epochs: With ``short_of``, the full trial's epochs the rule wanted.
+        search_s: With a time budget, the seconds the trials run (Ray's time budget).
+        train_on_s: With a time budget, the seconds after the trials in which the best trial
+            trains on, on ``widen`` trials' resources (:mod:`search.train_on`); what the trials
+            leave of the budget goes to it too.
+        train_on_epochs: The epochs it is expected to train on, at least (at one trial's speed).
     """
 
     epochs: int
@@ -168,6 +186,9 @@ class Sizing:
     alone: bool = False
     widen: int = 1
     short_epochs: int | None = None
+    search_s: float | None = None
+    train_on_s: float = 0.0
+    train_on_epochs: int = 0
 
     def rung_line(self, reduction_factor: float, scheduler: str) -> str:
         if self.alone:
@@ -189,8 +210,12 @@ class Sizing:
         if self.alone:
             return (f"{timed}; too short for a search, so the default configuration trains alone at {size} on "
                     f"{self.widen} trial(s)' resources until the budget ends")
-        return (f"{timed}; about {self.expected_trials} trials of at most {self.epochs} epochs, new ones until "
+        line = (f"{timed}; about {self.expected_trials} trials of at most {self.epochs} epochs, new ones until "
                 f"{self.start_until_s:.0f} s")
+        if self.train_on_s:
+            line += (f"; then the best trial trains on for the last {self.train_on_s:.0f} s on {self.widen} "
+                     f"trial(s)' resources (search.train_on)")
+        return line
 
     def short_line(self) -> str | None:
         if self.short_of is None:
@@ -268,17 +293,26 @@ def image_sizes(native: int, auto: bool) -> list[int | None]:
     return [None] + ([s for s in IMAGE_SIZES if s < native] if auto else [])
 
 
-def full_epochs(grace: int, eta: float) -> list[int]:
+def full_epochs(grace: int, eta: float, minimum: int = MIN_FULL_EPOCHS, fewest: int = MIN_PROMOTIONS) -> list[int]:
     """The lengths a full trial may have, longest first: grace x eta^k, k from
-    :data:`MAX_PROMOTIONS` down to :data:`MIN_PROMOTIONS`, none under :data:`MIN_FULL_EPOCHS` (if
-    that leaves none, the shortest that reaches it)."""
-    out = [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, MIN_PROMOTIONS - 1, -1)]
-    out = [e for e in out if e >= MIN_FULL_EPOCHS]
+    :data:`MAX_PROMOTIONS` down to ``fewest``, none under ``minimum`` (if that leaves none, the
+    shortest that reaches it)."""
+    out = [int(grace * eta ** k) for k in range(MAX_PROMOTIONS, fewest - 1, -1)]
+    out = [e for e in out if e >= minimum]
     k = MAX_PROMOTIONS
     while not out:
         k += 1
-        out = [int(grace * eta ** k)] if grace * eta ** k >= MIN_FULL_EPOCHS else []
+        out = [int(grace * eta ** k)] if grace * eta ** k >= minimum else []
     return out
+
+
+def train_on_share(space: Space) -> float:
+    """The share of the time budget kept for the best trial to train on: ``search.train_on``,
+    :data:`TRAIN_ON` when ``auto``; none without a time budget."""
+    share = space.search.train_on
+    if not space.search.time_budget:
+        return 0.0
+    return float(TRAIN_ON if share == AUTO else share)
 
 
 def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
@@ -287,7 +321,7 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
 
     Without a time budget (``cost`` None) only the grace period can be ``auto``; the file's
     epochs and trials stand. ``node_slots``: the trials one node holds at once (default
-    ``slots``), what a lone default configuration may take."""
+    ``slots``), what a lone default configuration (or the best trial training on) may take."""
     settings = space.search
     batch = largest_batch(space)
     steps = steps_per_epoch(n_train, batch)
@@ -299,49 +333,61 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
         grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
         return Sizing(fixed_epochs, grace, settings.num_samples, None, steps, slots=slots)
     min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
-    capacity = budget_s * slots * SAFETY
+    widen = max(1, min(node_slots or slots, slots))
     grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-    options = [fixed_epochs] if fixed_epochs else full_epochs(grace, eta)
     sizes = image_sizes(native, "image_size" in auto)
 
-    def plan(size, epochs):
+    def plan(size, epochs, search_s, on_s):
+        capacity = search_s * slots * SAFETY
         epoch_s = cost.epoch_s(n_train, n_val, batch, size)
         run = epochs if settings.scheduler == "none" else asha_epochs(min(grace, epochs), epochs, eta)
         trial_s = epoch_s * run + TRIAL_START_S
         full_s = epoch_s * epochs + TRIAL_START_S
         # Asynchronous ASHA promotes a trial that is alone at its rung: the first runs to max_t.
         trials = 0 if full_s > capacity else 1 + int((capacity - full_s) // trial_s)
-        return size, epochs, trials, epoch_s, trial_s, full_s
+        # The best trial's epochs after the search, at one trial's speed (it has more): a bound below.
+        on = int(on_s * SAFETY / epoch_s) if on_s else 0
+        return size, epochs, trials, epoch_s, trial_s, full_s, on
 
-    # The largest size, then the longest trials, where MIN_TRIALS fit and a full trial ends in time.
-    plans = [plan(size, epochs) for size in sizes for epochs in options]
-    fits = [p for p in plans if p[2] >= min_trials and p[5] <= budget_s]
+    # The largest size, then the longest trials, where MIN_TRIALS fit, a full trial ends in the
+    # search's share of the budget, and the best trial's epochs with those it trains on after the
+    # search reach MIN_FULL_EPOCHS.
+    share = train_on_share(space)
+    search_s, on_s = budget_s * (1 - share), budget_s * share
+    options = [fixed_epochs] if fixed_epochs else sorted(
+        set(full_epochs(grace, eta) + (full_epochs(grace, eta, 1, MIN_PROMOTIONS_TRAIN_ON) if share else [])),
+        reverse=True)
+    plans = [plan(size, epochs, search_s, on_s) for size in sizes for epochs in options]
+    fits = [p for p in plans if p[2] >= min_trials and p[5] <= search_s
+            and (fixed_epochs or p[1] + p[6] >= MIN_FULL_EPOCHS)]
     if fits:
-        size, epochs, trials, epoch_s, _, _ = fits[0]
+        size, epochs, trials, epoch_s, _, _, on = fits[0]
         grace = min(grace, epochs)
         # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
         num_samples = max(10 * trials, 50) if "num_samples" in auto else settings.num_samples
         return Sizing(epochs, grace, num_samples, size, steps, trials, epoch_s,
-                      max(budget_s - epoch_s * grace - TRIAL_START_S, 0.0), slots)
-    # Too short at every size: the smallest, longest trials that end in time.
+                      max(search_s - epoch_s * grace - TRIAL_START_S, 0.0), slots,
+                      search_s=search_s, train_on_s=on_s, train_on_epochs=on, widen=widen)
+    # Too short at every size: the smallest, longest trials that end in time (no training on).
+    options = [fixed_epochs] if fixed_epochs else full_epochs(grace, eta)
+    plans = [plan(size, epochs, budget_s, 0.0) for size in sizes for epochs in options]
     last = [p for p in plans if p[0] == sizes[-1]]
-    size, epochs, trials, epoch_s, trial_s, full_s = next((p for p in last if p[5] <= budget_s), last[-1])
+    size, epochs, trials, epoch_s, trial_s, full_s, _ = next((p for p in last if p[5] <= budget_s), last[-1])
     short_of = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s)
     short_epochs = epochs  # what the warning names; the lone default's epochs are a bound below
     if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
         return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
                       max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
-                      short_epochs=short_epochs)
+                      short_epochs=short_epochs, search_s=budget_s)
     # The default configuration alone on a node's trials' resources, at the largest size where it
     # trains MIN_FULL_EPOCHS in the budget (else the smallest); Ray's time budget ends it.
-    widen = max(1, min(node_slots or slots, slots))
     alone_capacity = budget_s * widen * SAFETY - TRIAL_START_S
     size = next((s for s in sizes if alone_capacity / cost.epoch_s(n_train, n_val, batch, s) >= MIN_FULL_EPOCHS),
                 sizes[-1])
     epoch_s = cost.epoch_s(n_train, n_val, batch, size)
     epochs = fixed_epochs or max(1, math.ceil(2 * alone_capacity / epoch_s))  # a bound: the budget ends it
     return Sizing(epochs, epochs, 1, size, steps, 1, epoch_s, budget_s, 1, short_of, alone=True, widen=widen,
-                  short_epochs=short_epochs)
+                  short_epochs=short_epochs, search_s=budget_s)
 
 
 def apply(space: Space, sizing: Sizing) -> Space:
@@ -351,12 +397,17 @@ def apply(space: Space, sizing: Sizing) -> Space:
     raw["trial"] = {**(raw.get("trial") or {}), "epochs": sizing.epochs}
     raw["search"] = {**(raw.get("search") or {}), "grace_period": sizing.grace_period,
                      "num_samples": sizing.num_samples}
+    train_on = space.search.train_on
+    if space.search.time_budget:  # the share the sizing kept (none when the budget held no search)
+        train_on = round(sizing.train_on_s / (sizing.search_s + sizing.train_on_s), 4) if sizing.search_s else 0.0
+        raw["search"]["train_on"] = train_on
     data = space.data
     if "image_size" in space.auto:
         raw["data"] = {**(raw.get("data") or {}), "image_size": sizing.image_size}
         size = None if sizing.image_size is None else (sizing.image_size, sizing.image_size)
         data = dataclasses.replace(space.data, image_size=size)
-    search = dataclasses.replace(space.search, grace_period=sizing.grace_period, num_samples=sizing.num_samples)
+    search = dataclasses.replace(space.search, grace_period=sizing.grace_period, num_samples=sizing.num_samples,
+                                 train_on=train_on)
     resources = space.resources
     if sizing.alone:  # the default configuration, on a node's trials' resources
         start = complete_point(space, dict(space.search.start_from[0]) if space.search.start_from else {})

@@ -189,6 +189,12 @@ def prepare_environment() -> None:
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+def node_data(space: Space) -> DataConfig:
+    """The ``data:`` block each node reads the set from (``data.share: path``): the absolute path,
+    nothing to simulate there."""
+    return dataclasses.replace(space.data, path=str(space.data.root.resolve()), simulate=None)
+
+
 def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_store"):
     """The trainable with its data (the set put once in the object store, or, with ``sharing``
     ``path``, the ``data:`` block each node reads), and the trial's resources."""
@@ -197,8 +203,7 @@ def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_st
     resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
     settings = {"fixed": dict(space.trial), "metric": space.metric, "mode": space.mode}
     if sharing == "path":
-        data = dataclasses.replace(space.data, path=str(space.data.root.resolve()), simulate=None)
-        trainable = tune.with_parameters(trial, data=data, **settings)
+        trainable = tune.with_parameters(trial, data=node_data(space), **settings)
     else:
         trainable = tune.with_parameters(trial, dataset=dataset, **settings)
     return tune.with_resources(trainable, resources)

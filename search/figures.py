@@ -37,7 +37,7 @@ FEW_TRIALS = 10  # below this, importances are flagged as indicative only
 NA_POSITION = -0.14  # where a trial without a (conditional) parameter sits on its axis
 
 METRIC_LABELS = {"val_auc": "validation ROC AUC", "val_accuracy": "validation accuracy",
-                 "val_f1": "validation macro F1", "val_loss": "validation loss"}
+                 "val_f1": "validation macro F1", "val_tpr10": "validation TPR10", "val_loss": "validation loss"}
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
          "xtick.labelsize": 9, "ytick.labelsize": 9, "savefig.dpi": 150,
          "axes.spines.top": False, "axes.spines.right": False}
@@ -190,15 +190,24 @@ def plot_learning_curves(folder: Path, summary: dict[str, Any], png: Path) -> st
                                   label=f"best trial {best.trial}"))
         if rungs and asha:
             handles.append(Line2D([], [], color="0.88", lw=3, label="ASHA rungs (stop epochs)"))
+        on = summary.get("train_on")
+        if on and best is not None and best.trial == str(on.get("trial_id")):  # search.train_on
+            ax.axvline(on["from_epoch"] + 0.5, color="black", ls=":", lw=1, zorder=1)
+            handles.append(Line2D([], [], color="black", ls=":", lw=1,
+                                  label=f"the best trained on alone after epoch {on['from_epoch']}"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         ax.set(xlabel="epoch", ylabel=metric_label(metric), xlim=(0.8, budget + 0.2),
                title=f"Learning curves of {len(curves)} trials, search {summary.get('name', '')}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(axis="y", color="0.93")
     stopped = counts["stopped"]
-    return (f"{metric} on the validation split after every epoch; {stopped} trial(s) {stop_label} "
+    text = (f"{metric} on the validation split after every epoch; {stopped} trial(s) {stop_label} "
             f"(orange dots, at the rungs' epochs), the best trial in black, its best epoch starred."
             if stopped else f"{metric} on the validation split after every epoch; the best trial in black.")
+    if summary.get("train_on"):
+        text += (f" After epoch {summary['train_on']['from_epoch']} (dotted) the best trial trained on alone "
+                 f"on the node's resources (search.train_on).")
+    return text
 
 
 # Parameter importances ---------------------------------------------------------------------
@@ -399,16 +408,18 @@ def searched_parameters(trials: list[dict[str, Any]]) -> list[str]:
 
 
 def parallel_data(summary: dict[str, Any], top: int = PARALLEL_TRIALS) -> tuple[list[dict], list[Axis]]:
-    """The ``top`` best trials with a value (best first) and one axis per searched parameter,
-    then the metric."""
+    """The ``top`` best trials with a value, in the search's ranking (best first: the default
+    configuration may lead on a lower value, ``search.favour_default``), and one axis per
+    searched parameter, then the metric."""
+    from search.results import rank
+
     trials = [t for t in summary.get("trials") or [] if is_number(t.get("best"))]
     if len(trials) < 2:
         raise Skipped(f"{len(trials)} trial(s) with a value: nothing to compare")
     params = searched_parameters(summary.get("trials") or [])
     if not params:
         raise Skipped("no parameter varies across the trials")
-    trials.sort(key=lambda t: -t["best"] if summary.get("mode") == "max" else t["best"])
-    trials = trials[:top]
+    trials = rank(trials, summary.get("mode", "max"))[:top]
     axes = [parallel_axis(p, [(t.get("config") or {}).get(p) for t in trials]) for p in params]
     return trials, axes + [parallel_axis(summary["metric"], [t["best"] for t in trials])]
 

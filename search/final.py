@@ -6,6 +6,7 @@ A trial's checkpoint is chosen by one validation number; it still decides at an 
 stage, on by default (the ``final:`` block of a space file, :class:`search.space.FinalSettings`):
 
 1. takes the best checkpoints of the top ``final.ensemble`` trials (1: the best trial alone),
+   those whose validation value is within one standard error of the best's (:func:`close_to_best`),
    and recomputes each one's BatchNorm statistics on the training images, kept where the
    search's metric on the validation split does not get worse (running statistics left by a
    short training lag its weights: they made a 3-class model call 81 of 90 images one class);
@@ -16,13 +17,18 @@ stage, on by default (the ``final:`` block of a space file, :class:`search.space
    task, the threshold of ``final.threshold`` on the calibrated validation probabilities;
 4. tests every step on the test split, side by side: the best trial as the search left it
    (argmax), the best trial calibrated, with TTA, the ensemble, with TTA;
-5. chooses among the calibrated steps the one with the best validation value of the search's
-   metric, the later (more averaged) of equals, and writes it as ``best_model.pt``
+5. chooses among the calibrated steps the last (most averaged) whose validation value of the
+   search's metric is within one standard error of the best step's, and writes it as ``best_model.pt``
    (:mod:`trainable.export`), which ``search.predict`` uses unchanged; the test metrics reported
-   are that file's own predictions'.
+   are that file's own predictions';
+6. optionally (:mod:`search.retrain`, both off by default: they train) checks the candidates with
+   other seeds (``final.seeds``), and refits the best configuration on the training and validation
+   splits (``final.refit``): the refit is then the final model, deciding with the temperature,
+   threshold and TTA of the best trial's step that was chosen or, for an ensemble, of the best
+   trial alone, all fitted before the refit.
 
 The validation split chose the trials, so it flatters the single best one; a step that adds
-members or TTA is taken when it scores at least as well there.
+members or TTA is taken unless it scores worse there by more than the split's noise.
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from search.retrain import refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
 from search.space import Space
 from trainable.checkpoint import BEST_FILE, fetch_best
 from trainable.data import ImageDataset
 from trainable.decide import (calibrate, choose_threshold, decision_metrics, fit_temperature,
-                              prior_log_weights)
+                              prior_log_weights, standard_error)
 from trainable.export import export_model, load_model
+from trainable.losses import focal_alpha_weights
 from trainable.models import refresh_batchnorm
 
 SIDE_BY_SIDE = ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "nll")
@@ -61,10 +69,37 @@ def members_of(grid, ranked: list[dict[str, Any]], k: int) -> list[tuple[dict[st
     return out
 
 
+def close_to_best(chosen: list[tuple[dict[str, Any], Any]], space: Space, y_val: np.ndarray):
+    """The best trial and those of the others whose validation value is within one standard
+    error of its (:func:`trainable.decide.standard_error`): averaging in a trial clearly worse on
+    validation drags the ensemble down, and the choice between the steps, on the same small
+    split, can miss it (900 lens images: best trial 0.93 val AUC, two others 0.84; the ensemble
+    won on validation and lost 0.04 of test AUC). Returns the kept, the tolerance (None: all
+    kept, the metric has none) and the left out with their values."""
+    best = chosen[0][0]["best"]
+    tolerance = standard_error(space.metric, best, y_val)
+    if tolerance is None:
+        return chosen, None, []
+    sign = 1 if space.mode == "max" else -1
+    close = [sign * (best - record["best"]) <= tolerance for record, _ in chosen]
+    left_out = [{"trial_id": r["trial_id"], "value": r["best"]} for (r, _), ok in zip(chosen, close) if not ok]
+    return [c for c, ok in zip(chosen, close) if ok], tolerance, left_out
+
+
 # The search's metric as decision_metrics names it, and whether larger is better.
 METRIC_KEYS = {"val_auc": ("auc", True), "val_accuracy": ("accuracy", True), "val_f1": ("f1_macro", True),
+               "val_tpr10": ("tpr10", True),
                "val_loss": ("nll", False), "train_loss": ("nll", False)}
 REFRESH_IMAGES = 2048  # training images the BatchNorm statistics are recomputed from, at most
+
+
+def refresh_sample(dataset: ImageDataset) -> torch.Tensor:
+    """The training images (at most :data:`REFRESH_IMAGES`, a seeded draw) BatchNorm statistics
+    are recomputed from."""
+    train_images = dataset.split("train")[0]
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(len(train_images), min(len(train_images), REFRESH_IMAGES), replace=False))
+    return train_images[torch.from_numpy(pick)]
 
 
 def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch.Tensor, np.ndarray],
@@ -77,10 +112,7 @@ def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch
     key, larger = METRIC_KEYS[space.metric]
     before_state = {k: v.clone() for k, v in member.network.state_dict().items()}
     before = decision_metrics(member.probabilities(images), labels)[key]
-    train_images = dataset.split("train")[0]
-    rng = np.random.default_rng(0)
-    pick = np.sort(rng.choice(len(train_images), min(len(train_images), REFRESH_IMAGES), replace=False))
-    if not refresh_batchnorm(member.network, train_images[torch.from_numpy(pick)]):
+    if not refresh_batchnorm(member.network, refresh_sample(dataset)):
         return {"trial_id": member.trial_id, "batchnorm": "none in the network"}
     after = decision_metrics(member.probabilities(images), labels)[key]
     better = before is None or (after is not None and (after >= before if larger else after <= before))
@@ -92,6 +124,15 @@ def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch
         member.network.load_state_dict(before_state)
     return {"trial_id": member.trial_id, "batchnorm": "recomputed" if better else "as trained",
             f"val_{key}_before": before, f"val_{key}_after": after}
+
+
+def member_log_weights(config: dict[str, Any], train_labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """The prior correction of a trial of ``config`` (its fixed and searched settings): its
+    sampling strategy's and its loss's class weights' (:func:`trainable.decide.prior_log_weights`)."""
+    weights = None
+    if config.get("loss") == "focal" and config.get("focal_alpha") is not None:
+        weights = focal_alpha_weights(config["focal_alpha"], num_classes).numpy()
+    return prior_log_weights(config.get("sampling", "none"), train_labels, num_classes, class_weights=weights)
 
 
 def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
@@ -114,7 +155,7 @@ def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray,
 
 
 def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDataset, out: Path,
-              about: dict[str, Any]) -> dict[str, Any] | None:
+              about: dict[str, Any], sharing: str | None = None) -> dict[str, Any] | None:
     """Build, test and write the final model (see the module docstring).
 
     Args:
@@ -124,20 +165,34 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
         dataset: The data the trials trained on.
         out: The model file to write (``best_model.pt``).
         about: Plain values to keep in the model file (image size, metric, ...).
+        sharing: How the trials got their data (``object_store``, ``path``), with Ray up: the
+            refit and the seed check then run as Ray tasks (:func:`search.retrain.run_jobs`).
 
     Returns:
         ``{"steps": [...], "final": name, "members": [...], "batchnorm": [...], "temperature",
-        "threshold", "threshold_rule", "tta", "test_probabilities"}``, or None when no trial kept
-        a checkpoint.
+        "threshold", "threshold_rule", "tta", "test_probabilities", "seeds", "refit"}``, or None
+        when no trial kept a checkpoint.
     """
     chosen = members_of(grid, ranked, space.final.ensemble)
     if not chosen:
         return None
     began = time.perf_counter()
+    # What trains (search.retrain): the seed check on every candidate, the refit of the best.
+    seeds = space.final.seeds
+    jobs = seed_jobs(chosen, space, seeds) if seeds else []
+    if space.final.refit:
+        jobs.append(refit_job(*chosen[0], space))
+    if jobs:
+        print(f"final stage: training {len(jobs)} run(s): " + ", ".join(job.name for job in jobs), flush=True)
+    trained = run_jobs(jobs, space, dataset, sharing)
+    seed_table = seed_check(chosen, [h for h, _ in trained[:len(chosen) * seeds]], space, seeds) if seeds else None
+    refit = trained[-1] if space.final.refit else None
+    retrain_s = time.perf_counter() - began
     device = "cuda" if torch.cuda.is_available() else "cpu"
     val_images, val_labels = dataset.split("val")
     test_images, test_labels = dataset.split("test")
     y_val, y_test = val_labels.numpy(), test_labels.numpy()
+    chosen, tolerance, left_out = close_to_best(chosen, space, y_val)
     train_labels = dataset.split("train")[1].numpy()
     with tempfile.TemporaryDirectory(prefix="final-") as scratch:
         dirs = []
@@ -147,8 +202,8 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
             fetch_best(result.checkpoint, folder)
             dirs.append(folder)
         members = [{"trial_id": record["trial_id"],
-                    "log_weights": prior_log_weights(record["config"].get("sampling", "none"), train_labels,
-                                                     dataset.num_classes).tolist()} for record, _ in chosen]
+                    "log_weights": member_log_weights({**space.trial, **(record["config"] or {})}, train_labels,
+                                                      dataset.num_classes).tolist()} for record, _ in chosen]
         scratch_model = load_model(export_model(dirs, Path(scratch) / "members.pt", members=members), device)
         # "As the search left it": the best network's own probabilities, before its BatchNorm
         # statistics are recomputed and its prior corrected.
@@ -176,31 +231,75 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
                 name = ("best trial" if count == 1 else f"ensemble of {count}") + (" + TTA" if tta else "")
                 steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
                                       space, calibrated=True), "members": count, "tta": tta})
-        final = choose(steps[1:], space)
+        key = METRIC_KEYS[space.metric][0]
+        values = [step["val"].get(key) for step in steps[1:] if step["val"].get(key) is not None]
+        best_value = (max if METRIC_KEYS[space.metric][1] else min)(values) if values else None
+        choice_tolerance = standard_error(space.metric, best_value, y_val)
+        final = choose(steps[1:], space, choice_tolerance)
+        count, files = final["members"], dirs[:final["members"]]
+        refit_about = None
+        if refit is not None:
+            final, folder = _refit_step(refit, steps, final, dirs[0], members[0], batchnorm[0], dataset,
+                                        (test_images, y_test), device, Path(scratch))
+            count, files = 1, [folder]
+            refit_about = {"trial_id": members[0]["trial_id"], "epochs": final["epochs"], "seconds": retrain_s}
+            steps.append(final)
         decision = {"temperature": final["temperature"], "threshold": final["threshold"],
                     "threshold_rule": final["threshold_rule"], "tta": final["tta"]}
-        count = final["members"]
-        export_model(dirs[:count], out, members=members[:count], decision=decision, **about)
+        export_model(files, out, members=members[:count], decision=decision, **about)
     model = load_model(out, device)
     # The file's own predictions: what search.predict gives on these images.
     test_probabilities = model.predict(test_images).numpy()
     return {"steps": steps, "final": final["name"], "members": [m["trial_id"] for m in members[:count]],
-            "candidates": [m["trial_id"] for m in members], "batchnorm": batchnorm, **decision,
+            "candidates": [m["trial_id"] for m in members], "tolerance": tolerance, "left_out": left_out,
+            "choice_tolerance": choice_tolerance,
+            "batchnorm": batchnorm, **decision, "seeds": seed_table, "refit": refit_about,
             "seconds": time.perf_counter() - began, "test_probabilities": test_probabilities}
 
 
-def choose(steps: list[dict[str, Any]], space: Space) -> dict[str, Any]:
-    """The step with the best validation value of the search's metric; of equals, the later one
-    (more members, TTA): averaging is what generalises when the validation split cannot tell."""
+def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best_dir: Path, member: dict[str, Any],
+                batchnorm: dict[str, Any], dataset: ImageDataset, test: tuple[torch.Tensor, np.ndarray],
+                device: str, scratch: Path) -> tuple[dict[str, Any], Path]:
+    """The refit's row of the side-by-side table and the folder of its ``best.pt``: the refit's
+    last weights in the best trial's file, its BatchNorm statistics recomputed when the best
+    trial's were, deciding as the best trial's calibrated step with the chosen step's TTA. It has
+    no validation metrics: it trained on that split."""
+    history, weights = refit
+    base = next(step for step in steps[1:] if step["members"] == 1 and step["tta"] == chosen["tta"])
+    folder = scratch / "refit"
+    folder.mkdir()
+    state = torch.load(best_dir / BEST_FILE, map_location="cpu", weights_only=True)
+    state["model"] = weights
+    torch.save(state, folder / BEST_FILE)
+    network = load_model(export_model([folder], scratch / "refit.pt", members=[member]), device).members[0]
+    if batchnorm.get("batchnorm") == "recomputed":
+        refresh_batchnorm(network.network, refresh_sample(with_val_in_train(dataset)))
+        state["model"] = {k: v.detach().cpu() for k, v in network.network.state_dict().items()}
+        torch.save(state, folder / BEST_FILE)
+    images, labels = test
+    probabilities = calibrate(network.probabilities(images, tta=chosen["tta"]), base["temperature"])
+    step = {"name": "refit" + (" + TTA" if chosen["tta"] else ""), "temperature": base["temperature"],
+            "threshold": base["threshold"], "threshold_rule": base["threshold_rule"], "val": {},
+            "test": decision_metrics(probabilities, labels, base["threshold"]), "members": 1,
+            "tta": chosen["tta"], "epochs": len(history)}
+    return step, folder
+
+
+def choose(steps: list[dict[str, Any]], space: Space, tolerance: float | None = None) -> dict[str, Any]:
+    """The last step (more members, TTA) whose validation value of the search's metric is within
+    ``tolerance`` (one standard error, :func:`trainable.decide.standard_error`; None: 0) of the
+    best step's: averaging is what generalises when the validation split cannot tell the steps
+    apart (on 900 lens images TTA lost 0.012 of validation AUC, within the split's standard error of
+    0.026, and gained 0.017 on the test split)."""
     key, larger = METRIC_KEYS[space.metric]
-    best = None
-    for step in steps:
-        value = step["val"].get(key)
-        if value is None:
-            continue
-        if best is None or (value >= best[0] if larger else value <= best[0]):
-            best = (value, step)
-    return steps[-1] if best is None else best[1]
+    values = [step["val"].get(key) for step in steps]
+    known = [v for v in values if v is not None]
+    if not known:
+        return steps[-1]
+    best = max(known) if larger else min(known)
+    margin = tolerance or 0.0
+    close = [step for step, v in zip(steps, values) if v is not None and (v >= best - margin if larger else v <= best + margin)]
+    return close[-1]
 
 
 def side_by_side(final: dict[str, Any], split: str = "test") -> pd.DataFrame:
@@ -218,8 +317,15 @@ def side_by_side(final: dict[str, Any], split: str = "test") -> pd.DataFrame:
 def describe(final: dict[str, Any]) -> str:
     """One line: what the final model is and how it decides."""
     members = final["members"]
-    what = (f"{final['final']} (trial{'s' if len(members) > 1 else ''} {', '.join(members)}, "
-            f"chosen on the validation split of {len(final['steps']) - 1} steps)")
+    if final.get("refit"):
+        what = (f"{final['final']} (trial {members[0]}'s configuration trained again on the training and "
+                f"validation splits for {final['refit']['epochs']} epochs, final.refit)")
+    else:
+        what = (f"{final['final']} (trial{'s' if len(members) > 1 else ''} {', '.join(members)}, "
+                f"chosen on the validation split of {len(final['steps']) - 1} steps)")
+    if final.get("left_out"):
+        values = ", ".join(f"{t['trial_id']} ({t['value']:.3g})" for t in final["left_out"])
+        what += f"; left out, more than one standard error ({final['tolerance']:.2g}) below the best: {values}"
     how = f"temperature {final['temperature']:.3g}"
     if final["threshold"] is not None:
         rule = final["threshold_rule"]
@@ -234,8 +340,10 @@ def parse_args(argv: list[str] | None):
         prog="python -m search.final", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the final stage again on a finished search, e.g. with another threshold rule:\n\n"
                     "    python -m search.final results/lens_finding --set final.threshold=youden\n"
-                    "    python -m search.final results/lens_finding --set final.ensemble=1 --set final.tta=false\n\n"
-                    "No trial is trained again: the stage reads the trials' checkpoints. It rewrites\n"
+                    "    python -m search.final results/lens_finding --set final.ensemble=1 --set final.tta=false\n"
+                    "    python -m search.final results/lens_finding --set final.refit=true --set final.seeds=2\n\n"
+                    "No trial is trained again unless final.refit or final.seeds asks it (then here, one run\n"
+                    "after another): the stage reads the trials' checkpoints. It rewrites\n"
                     "best_model.pt, summary.json, test_predictions.csv, the report and the final: block of\n"
                     "the saved space.yaml; the search's W&B summary run keeps the first stage's figures.")
     parser.add_argument("folder", type=Path, help="the results folder of a finished search (results/<name>)")
@@ -252,9 +360,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from search.files import SPACE_COPY, SUMMARY_FILE
     from search.report import write_report
+    from search.retrain import describe_seeds
     from search.results import format_table, write_results
     from search.run import prepare_data
     from search.space import load_space
+    from search.train_on import with_trained_on
     from trainable.decide import few_negatives_note
     from trainable.errors import UserError
 
@@ -268,10 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     space = load_space(folder / SPACE_COPY, args.set, has_gpu=True)
     old = json.loads((folder / SUMMARY_FILE).read_text())
     dataset = prepare_data(space)
-    grid = ResultGrid(ExperimentAnalysis(old["experiment_path"]))
+    # The best trial with the epochs it trained on after the search, if it did (search.train_on).
+    grid, _ = with_trained_on(ResultGrid(ExperimentAnalysis(old["experiment_path"])), space, folder,
+                              dataset.split("val")[1].numpy())
     summary = write_results(grid, space, old["name"], dataset, folder, old["experiment_path"],
                             complete=old.get("complete", True), cluster=old.get("cluster"),
-                            extra={k: old[k] for k in ("budget", "trials_s", "trials_began") if k in old})
+                            extra={k: old[k] for k in ("budget", "trials_s", "trials_began", "train_on") if k in old})
     header = (folder / SPACE_COPY).read_text().splitlines()[0]
     (folder / SPACE_COPY).write_text(header + "\n" + yaml.safe_dump(space.raw, sort_keys=False))
     write_report(folder)
@@ -280,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     test = summary["test"]
     print(describe(summary["final"]))
+    if summary["final"].get("seeds"):
+        print(describe_seeds(summary["final"]["seeds"], space.metric))
     print(f"on the test split ({test['n']} images):")
     print(format_table(side_by_side(summary["final"])))
     if few_negatives_note(test):

@@ -39,6 +39,7 @@ from search.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
                             plot_parallel_coordinates, plot_reliability, plot_roc, require)
 from search.files import LEADERBOARD_FILE, REPORT_FOLDER, SUMMARY_FILE
 from search.final import describe as describe_final, side_by_side
+from search.retrain import describe_seeds
 from trainable.decide import few_negatives_note
 from trainable.errors import UserError, exit_on_user_error
 
@@ -115,6 +116,8 @@ def header_html(summary: dict[str, Any]) -> str:
     final = summary.get("final")
     if final:
         facts.append(("final model", describe_final(final).removeprefix("final model: ")))
+        if final.get("seeds"):
+            facts.append(("seed check", describe_seeds(final["seeds"], metric).split(": ", 1)[1]))
     if test:
         text = (f"{test.get('n', '?')} images: accuracy {_number(test.get('accuracy'))}, "
                 f"macro F1 {_number(test.get('f1_macro'))}, ROC AUC {_number(test.get('auc'))}")

@@ -29,13 +29,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from search.budget import complete_point
 from search.files import (BEST_CONFIG_FILE, HISTORY_FILE, LEADERBOARD_FILE, MISCLASSIFIED_FILE, MODEL_FILE,
                           PREDICTIONS_FILE, STUDY_FILE, SUMMARY_FILE)
 from search.final import run_final
 from search.space import Distribution, Space
 from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite
 from trainable.data import ImageDataset
-from trainable.decide import decide, decision_metrics
+from trainable.decide import decide, decision_metrics, standard_error
 from trainable.export import annotate_model, load_model
 
 STATUSES = ("completed", "stopped", "diverged", "out_of_memory", "error")
@@ -55,8 +56,12 @@ def trial_best(result, space: Space) -> Best:
                    frame["diverged"] if "diverged" in frame else None)
 
 
-def trial_records(grid, space: Space) -> list[dict[str, Any]]:
-    """One record per trial: id, configuration, status, epochs run, best value and epoch, node."""
+def trial_records(grid, space: Space, val_labels: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One record per trial: id, configuration, status, epochs run, best value and epoch, node.
+
+    With ``val_labels`` (the validation split's) and ``search.favour_default``, the trial that ran
+    the space's default configuration is marked (``default``) with the standard error of its value
+    (``margin``): :func:`rank` keeps it first unless a trial beats it by more than that."""
     records = []
     for result in grid:
         metrics = result.metrics or {}
@@ -80,7 +85,36 @@ def trial_records(grid, space: Space) -> list[dict[str, Any]]:
             "node_id": metrics.get("node_id"), "path": result.path,
             "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:300],
         })
+    if val_labels is not None and space.search.favour_default:
+        mark_default(records, space, val_labels)
     return records
+
+
+def is_default(config: dict[str, Any], point: dict[str, Any]) -> bool:
+    """Whether a trial's configuration is ``point`` (floats compared to 1e-9)."""
+    def same(a, b):
+        if isinstance(a, float) or isinstance(b, float):
+            return isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isclose(a, b, rel_tol=1e-9)
+        return a == b
+    return all(same(config.get(key), value) for key, value in point.items())
+
+
+def mark_default(records: list[dict[str, Any]], space: Space, val_labels: np.ndarray) -> dict[str, Any] | None:
+    """Mark the first trial that ran the space's default configuration (its first ``start_from``,
+    completed as the searcher completed it) with the standard error of its best value
+    (:func:`trainable.decide.standard_error`); returns that record, or None (no ``start_from``, no
+    such trial with a value, or a metric without a standard error, such as a loss)."""
+    if not space.search.start_from:
+        return None
+    point = complete_point(space, dict(space.search.start_from[0]))
+    for record in records:
+        if record["best"] is not None and is_default(record["config"], point):
+            margin = standard_error(space.metric, record["best"], val_labels)
+            if margin is None:
+                return None
+            record.update(default=True, margin=margin)
+            return record
+    return None
 
 
 def loss_at(result, epoch: int | None) -> float | None:
@@ -95,11 +129,36 @@ def loss_at(result, epoch: int | None) -> float | None:
 def rank(records: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     """Trials with a value, best first, then the rest. Ties (accuracy on a small validation split
     often ties: one image is 0.4 % of 270) go to the lower validation loss at the best epoch,
-    then to fewer epochs."""
+    then to fewer epochs.
+
+    The one-standard-error rule: a trial marked ``default`` (:func:`mark_default`) comes first
+    unless the best trial beats it by more than its ``margin``. The best of many trials on a small
+    validation split is the luckiest as much as the best; a search that left its default for a
+    difference within the split's noise lost to the default trained alone (BENCHMARKS.md)."""
     scored = [r for r in records if r["best"] is not None]
     scored.sort(key=lambda r: ((-r["best"] if mode == "max" else r["best"]),
                                math.inf if r.get("best_val_loss") is None else r["best_val_loss"], r["epochs"]))
+    default = next((r for r in scored if r.get("default") and r.get("margin") is not None), None)
+    if default is not None and abs(scored[0]["best"] - default["best"]) <= default["margin"]:
+        scored.remove(default)
+        scored.insert(0, default)
     return scored + [r for r in records if r["best"] is None]
+
+
+def kept_default(ranked: list[dict[str, Any]], mode: str) -> dict[str, Any] | None:
+    """What the one-standard-error rule did, for the summary: the default trial, its value and
+    margin, the best value of another trial, whether the default ranks first (``first``) and
+    whether it does so by the rule alone, another trial's value being better (``decided``);
+    None when no trial is marked default."""
+    default = next((r for r in ranked if r.get("default")), None)
+    if default is None:
+        return None
+    others = [r["best"] for r in ranked if r is not default and r["best"] is not None]
+    other = (max if mode == "max" else min)(others) if others else None
+    first = ranked[0] is default
+    decided = first and other is not None and (other > default["best"] if mode == "max" else other < default["best"])
+    return {"trial_id": default["trial_id"], "best": default["best"], "margin": default["margin"],
+            "best_other": other, "first": first, "decided": decided}
 
 
 def leaderboard(records: list[dict[str, Any]], space: Space, top: int | None = 10,
@@ -167,7 +226,7 @@ def write_history(grid, folder: Path) -> None:
         frame = result.metrics_dataframe
         if frame is None or "epoch" not in frame:
             continue
-        keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "lr",
+        keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "val_tpr10", "lr",
                             "diverged", "node_id", "time_total_s", "timestamp") if c in frame]
         frame = frame[keep].copy()
         frame.insert(0, "trial", (result.metrics or {}).get("trial_id") or Path(result.path).name)
@@ -212,7 +271,7 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    records = trial_records(grid, space)
+    records = trial_records(grid, space, dataset.split("val")[1].numpy())
     ranked = rank(records, space.mode)
     leaderboard(records, space, top=None).to_csv(folder / LEADERBOARD_FILE, index=False)
     write_history(grid, folder)
@@ -224,14 +283,16 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
                  "image_shape": list(dataset.image_shape), "class_names": list(dataset.class_names)},
         "status_counts": {s: sum(r["status"] == s for r in records) for s in STATUSES},
         "experiment_path": experiment_path, "cluster": cluster, "best_trial": None, "best_config": None,
-        "best_val": None, "test": None, "model": None, "final": None, **(extra or {}),
+        "best_val": None, "test": None, "model": None, "final": None, "kept_default": kept_default(ranked, space.mode),
+        **(extra or {}),
     }
     best = ranked[0] if ranked and ranked[0]["best"] is not None else None
     final = None
     if best is not None:
         about = {"image_size": space.data.image_size and list(space.data.image_size),
                  "input_size": list(dataset.image_shape), "metric": space.metric, "trial_id": best["trial_id"]}
-        final = run_final(grid, ranked, space, dataset, folder / MODEL_FILE, about)
+        final = run_final(grid, ranked, space, dataset, folder / MODEL_FILE, about,
+                          sharing=(cluster or {}).get("data_sharing"))
         summary.update(best_trial=best["trial_id"], best_config=best["config"],
                        best_val={space.metric: best["best"], "epoch": best["best_epoch"]})
     if final is not None:

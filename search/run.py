@@ -32,6 +32,7 @@ import yaml
 from search import budget, cluster
 from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
 from search.final import describe as describe_final, side_by_side
+from search.retrain import describe_seeds
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
@@ -89,6 +90,9 @@ def prepare_data(space: Space):
     began = time.perf_counter()
     dataset = load_dataset(data, where=f"{space.path}: data")
     print(f"data: {dataset.summary()} (loaded in {time.perf_counter() - began:.1f} s)", flush=True)
+    if space.metric == "val_tpr10" and dataset.num_classes != 2:
+        raise UserError(f"{space.path}: metric: val_tpr10 (the true-positive rate before the tenth false "
+                        f"positive) needs two classes; the set has {dataset.num_classes}")
     return dataset
 
 
@@ -257,6 +261,7 @@ class Fitted:
     cost: budget.Cost | None = None
     start_until: float | None = None  # time.time() after which no trial starts
     time_budget_s: float | None = None  # left for the trials, after the timing
+    total_s: float | None = None  # left for the trials and the best trial's training on (search.train_on)
 
     def record(self) -> dict | None:
         """What ``summary.json`` keeps of the sizing."""
@@ -293,7 +298,8 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
         dataset = prepare_data(sized)
     # Both count from the trials' start, about now: the timing is paid out of the budget.
     start_until = None if cost is None else time.time() + sizing.start_until_s
-    return Fitted(sized, dataset, sizing, cost, start_until, left)
+    trials_s = sizing.search_s if sizing.train_on_s else left
+    return Fitted(sized, dataset, sizing, cost, start_until, trials_s, left)
 
 
 def start_search(plan: Plan, fitted: Fitted, sharing: str, mode: str):
@@ -369,10 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - began
         # Trials still pending or running: a time budget, or Ctrl-C, ended the search.
         complete = grid.num_terminated + grid.num_errors == len(grid)
-        summary = write_results(grid, space, plan.name, dataset, plan.folder, plan.experiment, complete=complete,
+        if complete and (plan.folder / STUDY_FILE).is_file():
+            from search.searcher import close_orphans
+
+            close_orphans(plan.folder / STUDY_FILE, space.name)
+        results, trained_on = keep_training(grid, plan, fitted, sharing, nodes, began_at, complete, elapsed)
+        summary = write_results(results, space, plan.name, dataset, plan.folder, plan.experiment, complete=complete,
                                 cluster={"address": target, "nodes": len(nodes),
                                          "data_sharing": sharing, "storage": plan.storage},
-                                extra={"budget": fitted.record(), "trials_s": elapsed, "trials_began": began_at})
+                                extra={"budget": fitted.record(), "trials_s": elapsed, "trials_began": began_at,
+                                       "train_on": trained_on})
         if callback is not None:
             callback.close()  # the offline runs complete before they are copied
             callback = None
@@ -391,6 +403,29 @@ def main(argv: list[str] | None = None) -> int:
               f"  python -m search.run {args.space} --name {plan.name} --resume", flush=True)
         return 130
     return 0
+
+
+def keep_training(grid, plan: Plan, fitted: Fitted, sharing: str, nodes: list[dict], began_at: float,
+                  complete: bool, elapsed: float):
+    """The best trial trains on for what is left of the time budget (:mod:`search.train_on`), when
+    the space keeps a share for it and the trials ended with the budget or all finished (not on
+    Ctrl-C). A resumed search reads back what it trained on before, or trains on for its share.
+    Returns the results to write and the record of the training on (or None)."""
+    from search import train_on
+
+    space = fitted.space
+    share = space.search.train_on if space.search.time_budget else 0
+    if not share or share == "auto":
+        return grid, None
+    if plan.args.resume:
+        seconds = share * space.search.time_budget
+        widen = max(1, min(concurrent_trials(space, nodes, per_node=True), concurrent_trials(space, nodes)))
+    else:
+        if not complete and elapsed < 0.95 * fitted.time_budget_s:
+            return grid, None  # stopped by the user, not by the budget
+        seconds = began_at + fitted.total_s - time.time()
+        widen = fitted.sizing.widen
+    return train_on.train_on(grid, space, fitted.dataset, sharing, plan.folder, seconds, widen)
 
 
 def review(space: Space, name: str, folder: Path, mode: str, summary: dict) -> None:
@@ -429,11 +464,18 @@ def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float)
     print(f"\nsearch {summary['name']!r}: {summary['num_trials']} trials ({counts}) in {elapsed:.0f} s, "
           f"{sum(r['epochs'] for r in records)} epochs in all")
     print(format_table(leaderboard(records, space, columns=parameter_columns(space, limit=8))))
+    kept = summary.get("kept_default")
+    if kept and kept["decided"]:
+        print(f"the default configuration (trial {kept['trial_id']}, {space.metric} {kept['best']:.4f}) ranks first: "
+              f"the best other trial's {kept['best_other']:.4f} is within one standard error ({kept['margin']:.4f}) "
+              "of it (search.favour_default)")
     if summary["test"]:
         test, final = summary["test"], summary["final"]
         print(f"\nbest trial {summary['best_trial']} ({space.metric} {summary['best_val'][space.metric]:.4f} "
               f"at epoch {summary['best_val']['epoch']})")
         print(f"{describe_final(final)} (final stage {final['seconds']:.0f} s)")
+        if final.get("seeds"):
+            print(describe_seeds(final["seeds"], space.metric))
         print(f"on the test split ({test['n']} images), from the best trial as the search left it to the final model:")
         print(format_table(side_by_side(final)))
         print(f"confusion matrix of the final model (rows true, columns predicted; {', '.join(test['class_names'])}): "

@@ -105,12 +105,22 @@ class PruningOptunaSearch(OptunaSearch):
         reported = finite(result.get(best_key(self.metric)))
         return reported if reported is not None else self.best.get(trial_id, Best(self.mode)).value
 
+    def _told_before(self, trial_id: str) -> bool:
+        """Whether the study already holds the trial as finished. A driver killed after Optuna's
+        journal recorded a trial's end, but before Ray's experiment state did, resumes the trial
+        as running: it ends again, and Optuna refuses a second tell."""
+        number = optuna_trials(self)[trial_id].number
+        if any(t.number == number and t.state.is_finished() for t in self.study.get_trials(deepcopy=False)):
+            completed_trials(self).add(trial_id)
+            return True
+        return False
+
     def on_trial_result(self, trial_id: str, result: dict):
-        if trial_id in optuna_trials(self) and trial_id not in completed_trials(self):
+        if trial_id in optuna_trials(self) and trial_id not in completed_trials(self) and not self._told_before(trial_id):
             self._report(trial_id, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False):
-        if trial_id not in optuna_trials(self) or trial_id in completed_trials(self):
+        if trial_id not in optuna_trials(self) or trial_id in completed_trials(self) or self._told_before(trial_id):
             return super().on_trial_complete(trial_id, result, error)
         ot_trial, result = optuna_trials(self)[trial_id], result or {}
         # The last result (the one that made the scheduler stop the trial, or the final epoch)
@@ -131,3 +141,18 @@ class PruningOptunaSearch(OptunaSearch):
         else:
             self.study.tell(ot_trial, best, state=TrialState.COMPLETE)
         completed_trials(self).add(trial_id)
+
+
+def close_orphans(journal, study_name: str) -> int:
+    """Mark failed the Optuna trials a finished search left running: trials asked for by a driver
+    killed before Ray's experiment state recorded them, so never run (the resumed search asked
+    for new ones). Left running, TPE's constant liar would count them as pending for good.
+    Returns how many there were. Only for a search whose every Ray trial ended."""
+    import optuna
+
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        study.tell(trial.number, state=TrialState.FAIL)
+    return len(orphans)

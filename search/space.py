@@ -40,7 +40,7 @@ from trainable.losses import LOSSES
 from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.sampling import SAMPLERS
 
-METRICS = ("val_auc", "val_accuracy", "val_f1", "val_loss", "train_loss")
+METRICS = ("val_auc", "val_accuracy", "val_f1", "val_tpr10", "val_loss", "train_loss")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "final", "wandb", "storage", "cpu")
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
@@ -78,8 +78,10 @@ class SearchSettings:
     grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
     reduction_factor: float = 3
     time_budget: float | None = None
+    train_on: float | str = AUTO  # share of time_budget in which the best trial trains on (search.train_on)
     seed: int = 0
     start_from: tuple = ()
+    favour_default: bool = True  # the first start_from stays the best unless beaten by a standard error
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class FinalSettings:
     tta: bool = False  # average each image's probabilities over its 8 flips and rotations
     threshold: str | float = "f1"  # binary tasks: f1, youden, accuracy (chosen on val) or a number
     temperature: bool = True  # fit one temperature on the validation split
+    refit: bool = False  # the best configuration trained again on train + val (search.retrain)
+    seeds: int = 0  # the candidates trained again with this many other seeds (search.retrain)
 
 
 @dataclass(frozen=True)
@@ -382,6 +386,9 @@ def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
         ("threshold", threshold in THRESHOLD_RULES or (number and 0 < threshold < 1),
          f"one of {', '.join(THRESHOLD_RULES)} or a number in (0, 1)"),
         ("temperature", isinstance(settings.temperature, bool), "true or false"),
+        ("refit", isinstance(settings.refit, bool), "true or false"),
+        ("seeds", isinstance(settings.seeds, int) and not isinstance(settings.seeds, bool) and settings.seeds >= 0,
+         "a whole number, 0 or more (0: no seed check)"),
     ]
     for key, ok, expected in checks:
         if not ok:
@@ -409,10 +416,16 @@ def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[s
         ("time_budget", settings.time_budget is None or (isinstance(settings.time_budget, (int, float))
                                                          and settings.time_budget > 0), "seconds, above 0"),
         ("seed", isinstance(settings.seed, int), "an integer"),
+        ("favour_default", isinstance(settings.favour_default, bool), "true or false"),
+        ("train_on", settings.train_on == AUTO or isinstance(settings.train_on, (int, float))
+         and not isinstance(settings.train_on, bool) and 0 <= settings.train_on <= 0.8,
+         "auto or a share of search.time_budget in [0, 0.8]"),
     ]
     for key, ok, expected in checks:
         if not ok:
             problems.append(f"search.{key}: must be {expected}, got {getattr(settings, key)!r}")
+    if settings.train_on not in (AUTO, 0) and not settings.time_budget:
+        problems.append("search.train_on: a share of search.time_budget, which is not set")
     if settings.algorithm == "grid":
         problems += [f"space.{k}: a grid needs choices or int ranges, not {v.kind}"
                      for k, v in searched.items() if isinstance(v, Distribution) and v.kind in ("uniform", "loguniform")]

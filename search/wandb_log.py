@@ -220,7 +220,8 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
     """One more run in the search's group (``job_type: summary``): the leaderboard table, the
     parameter importances, the final model's test metrics (at its threshold) with W&B's ROC curve,
     operating point and confusion matrix of the test split, the final stage's steps side by side
-    (``final_steps``), and the report's pictures."""
+    (``final_steps``), the epochs the best trial trained on after the others (``train_on``), and
+    the report's pictures."""
     import pandas as pd
     import wandb
 
@@ -258,10 +259,22 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
                 run.summary["test_operating_point"] = {"fpr": float(chosen[~positive].mean()),
                                                        "tpr": float(chosen[positive].mean()),
                                                        "threshold": test.get("threshold")}
+        on = summary.get("train_on")
+        if on and (folder / "train_on" / "metrics.jsonl").is_file():
+            # The best trial's epochs after the others (search.train_on): its run ended with them.
+            rows = pd.read_json(folder / "train_on" / "metrics.jsonl", lines=True)
+            keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "val_tpr10", "lr")
+                    if c in rows]
+            data["train_on"] = wandb.Table(dataframe=rows[keep])
+            run.summary["train_on"] = on
         if summary.get("final"):
             from search.final import side_by_side
 
             data["final_steps"] = wandb.Table(dataframe=side_by_side(summary["final"]))
+            if summary["final"].get("seeds"):  # the seed check (search.retrain): one row a seed's run
+                rows = [{"trial": row["trial_id"], "trial_value": row["value"], "seed_run": i, "value": value}
+                        for row in summary["final"]["seeds"] for i, value in enumerate(row["seeds"], 1)]
+                data["seed_check"] = wandb.Table(dataframe=pd.DataFrame(rows))
         for name, path in (pictures or {}).items():
             data[f"report/{name}"] = wandb.Image(str(path))
         run.log(data)

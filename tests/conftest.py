@@ -7,6 +7,15 @@ def _private_data_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LENS_SEARCH_CACHE", str(tmp_path_factory.mktemp("data-cache")))
 
 
+@pytest.fixture
+def local_ray():
+    """A local Ray instance of 2 CPUs in this process, shut down after the test."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 # The suite's process loads torch, Ray (whose in-process tests leave gRPC threads), OpenMP
 # runtimes and W&B; tearing them down at interpreter exit crashed once in CI (exit 139, a
 # segmentation fault after "519 passed"), and does not reproduce on a rerun: a race among native

@@ -1,10 +1,13 @@
 """"Best so far": the one definition the trial, the searcher, W&B, the results and the figures use.
 
 A trial's best value is the best *finite* value of its metric over the epochs it reported, and
-its best epoch the first epoch that reached it. Epochs that diverged report sentinel values, not
-measurements, and never count. NaN is never compared: ``max(nan, 0.9)`` is ``nan`` while
-``max(0.9, nan)`` is ``0.9``, so a NaN that reached a plain ``max`` made the result depend on the
-order of the arguments.
+its best epoch the first epoch that reached it; where the epochs that tie report a validation
+loss (the trainer passes it), the tying epoch of lowest loss. Accuracy on a small validation
+split ties often (one image of 270 is 0.004): on digits a trial reached 0.996 at epoch 8 and
+never bettered it in 46; its epoch 8, kept, made 7 mistakes on the 270 test images. Epochs that
+diverged report sentinel values, not measurements, and never count. NaN is never compared:
+``max(nan, 0.9)`` is ``nan`` while ``max(0.9, nan)`` is ``0.9``, so a NaN that reached a plain
+``max`` made the result depend on the order of the arguments.
 """
 
 from __future__ import annotations
@@ -47,14 +50,20 @@ class Best:
     mode: str = "max"
     value: float | None = None
     epoch: int | None = None
+    loss: float | None = None  # the validation loss at ``epoch``, when the updates gave one
 
-    def update(self, value: Any, epoch: int, diverged: bool = False) -> bool:
-        """Take epoch ``epoch``'s value; returns whether it is the new best. Non-finite values
-        and diverged epochs are ignored."""
+    def update(self, value: Any, epoch: int, diverged: bool = False, loss: Any = None) -> bool:
+        """Take epoch ``epoch``'s value (and validation ``loss``, which breaks ties: the lower
+        wins); returns whether it is the new best. Non-finite values and diverged epochs are
+        ignored."""
         value = None if diverged else finite(value)
-        if value is None or not is_better(value, self.value, self.mode):
+        loss = finite(loss)
+        if value is None:
             return False
-        self.value, self.epoch = value, int(epoch)
+        tie_won = (value == self.value and loss is not None and (self.loss is None or loss < self.loss))
+        if not (is_better(value, self.value, self.mode) or tie_won):
+            return False
+        self.value, self.epoch, self.loss = value, int(epoch), loss
         return True
 
 

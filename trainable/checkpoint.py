@@ -57,7 +57,7 @@ def save(folder: str | os.PathLike, *, state: dict[str, Any], about: dict[str, A
         probabilities: This epoch's validation probabilities, or None (a diverged epoch).
     """
     folder = Path(folder)
-    record = {"value": best.value, "epoch": best.epoch, "mode": best.mode}
+    record = {"value": best.value, "epoch": best.epoch, "mode": best.mode, "loss": best.loss}
     torch.save({**state, **about, "best": record}, folder / CHECKPOINT_FILE)
     if best_weights is not None:
         torch.save({"model": best_weights, **about, "epoch": best.epoch, "value": best.value},
@@ -81,7 +81,7 @@ def restore_best(state: dict[str, Any], folder: str | os.PathLike,
                  mode: str) -> tuple[Best, dict[str, torch.Tensor] | None]:
     """The best record and weights a resumed trial goes on from."""
     record = state.get("best") or {}
-    best = Best(mode, record.get("value"), record.get("epoch"))
+    best = Best(mode, record.get("value"), record.get("epoch"), record.get("loss"))
     saved = load_best(folder)
     return best, None if saved is None else saved["model"]
 

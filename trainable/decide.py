@@ -37,15 +37,26 @@ def _log(probabilities: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probabilities, 1e-12, 1.0))
 
 
-def prior_log_weights(sampling: str, train_labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """Log-weights that undo a balancing sampling strategy: a model trained on equal classes
-    estimates ``p(c | x)`` under a uniform prior; adding ``log prior(c)`` (the training split's
-    class frequencies) to its log-probabilities restores the set's own prior. Zeros when the
-    strategy kept the set's prior (``none``)."""
-    if sampling not in BALANCING:
-        return np.zeros(num_classes)
-    counts = np.bincount(np.asarray(train_labels), minlength=num_classes).astype(float)
-    return np.log(np.maximum(counts, 1.0) / counts.sum())
+def prior_log_weights(sampling: str, train_labels: np.ndarray, num_classes: int,
+                      class_weights: np.ndarray | None = None) -> np.ndarray:
+    """Log-weights that undo what training did to the class prior. A balancing sampling strategy:
+    a model trained on equal classes estimates ``p(c | x)`` under a uniform prior; adding
+    ``log prior(c)`` (the training split's class frequencies) to its log-probabilities restores
+    the set's own prior. Class weights in the loss (``focal_alpha``): a cross-entropy weighted by
+    ``w_c`` is minimised by ``p(c | x)`` proportional to ``w_c p(c | x)``, undone by subtracting
+    ``log w_c`` (exact for cross-entropy; the focal term reshapes confidences, not the prior,
+    so the same correction is the first-order one there); a class of weight 0 is left as it is.
+    Zeros when neither moved the prior."""
+    out = np.zeros(num_classes)
+    if sampling in BALANCING:
+        counts = np.bincount(np.asarray(train_labels), minlength=num_classes).astype(float)
+        out = np.log(np.maximum(counts, 1.0) / counts.sum())
+    if class_weights is not None:
+        weights = np.asarray(class_weights, dtype=float)
+        positive = weights > 0
+        scale = weights[positive].mean() if positive.any() else 1.0
+        out = out - np.where(positive, np.log(np.where(positive, weights, 1.0) / scale), 0.0)
+    return out
 
 
 def calibrate(probabilities: np.ndarray, temperature: float = 1.0,
@@ -118,6 +129,38 @@ def tpr_before_fp(labels: np.ndarray, scores: np.ndarray, false_positives: int) 
     if len(negative) < false_positives:
         return 1.0
     return float((positive > negative[false_positives - 1]).mean())
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley and McNeil's (1982) standard error of an ROC AUC measured on ``positives`` and
+    ``negatives`` images."""
+    if positives < 1 or negatives < 1:
+        return math.nan
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc))
+    return math.sqrt(max(variance, 0.0) / (positives * negatives))
+
+
+def standard_error(metric: str, value: float, labels: np.ndarray) -> float | None:
+    """How far a validation value of ``metric`` (``val_auc``, ``val_accuracy``, ``val_f1``,
+    ``val_tpr10``) on images labelled ``labels`` moves by chance, one standard error: Hanley and
+    McNeil's for AUC (for several classes, the mean of the one-vs-rest ones, as the macro AUC is
+    their mean), the binomial one for accuracy (F1 taken as one too) and for TPR10 (over the
+    positives). None for a loss or an unknown metric."""
+    labels = np.asarray(labels)
+    if value is None or not math.isfinite(value) or len(labels) == 0:
+        return None
+    if metric == "val_auc":
+        classes = np.unique(labels)
+        ones = [1] if len(classes) == 2 else list(classes)
+        errors = [auc_standard_error(value, int((labels == c).sum()), int((labels != c).sum())) for c in ones]
+        return float(np.mean(errors))
+    if metric in ("val_accuracy", "val_f1"):
+        return math.sqrt(max(value * (1 - value), 0.0) / len(labels))
+    if metric == "val_tpr10":  # a rate over the positives (binomial; the threshold's noise aside)
+        positives = int((labels == 1).sum())
+        return math.sqrt(max(value * (1 - value), 0.0) / positives) if positives else None
+    return None
 
 
 def _threshold_table(scores: np.ndarray, labels: np.ndarray):

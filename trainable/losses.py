@@ -130,7 +130,7 @@ LOSSES: dict[str, type[Loss]] = {
 """Loss name -> :class:`Loss` subclass; build one with :func:`build_loss`, which validates the knobs."""
 
 
-def _focal_alpha(alpha: float | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
+def focal_alpha_weights(alpha: float | Sequence[float] | None, num_classes: int) -> torch.Tensor | None:
     """Check ``focal_alpha`` and turn it into per-class weights (None: no weighting)."""
     if alpha is None:
         return None
@@ -189,7 +189,7 @@ def build_loss(name: str, num_classes: int, *, label_smoothing: float = 0.0,
         raise UserError(f"label_smoothing {label_smoothing!r} must lie in [0, 1)")
     if not focal_gamma >= 0.0:  # written so NaN fails too
         raise UserError(f"focal_gamma {focal_gamma!r} must be >= 0")
-    alpha = _focal_alpha(focal_alpha, num_classes)
+    alpha = focal_alpha_weights(focal_alpha, num_classes)
     if name == "focal":
         return FocalLoss(num_classes, gamma=focal_gamma, alpha=alpha,
                          label_smoothing=label_smoothing)

@@ -29,6 +29,7 @@ from trainable.augment import AugmentConfig, augment
 from trainable.best import BEST_EPOCH, MODES, Best, best_key
 from trainable.config import TrainConfig
 from trainable.data import ImageDataset
+from trainable.decide import tpr_before_fp
 from trainable.device import (SplitRows, autocast_dtype, batches, bf16_native, data_placement,
                               place_split, release, split_bytes, to_device, trial_cpus,
                               trial_gpu_fraction)
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # What a diverged trial reports: the worst value of every metric, whichever the search maximizes.
 DIVERGED = {"val_loss": math.inf, "val_accuracy": 0.0, "val_f1": 0.0, "val_auc": 0.0,
-            "train_loss": math.inf}
+            "val_tpr10": 0.0, "train_loss": math.inf}
 
 
 @dataclass
@@ -184,9 +185,11 @@ def predict(trial: Trial, images: torch.Tensor, batch_size: int = 256,
 
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1 and ROC AUC (binary, or one-vs-rest macro) with scikit-learn.
+    """Accuracy, macro F1 and ROC AUC (binary, or one-vs-rest macro) with scikit-learn; for a
+    binary task also ``tpr10``, the lens challenge's true-positive rate before the tenth false
+    positive (:func:`trainable.decide.tpr_before_fp`), which a search can rank by (``val_tpr10``).
 
-    AUC is NaN when a class is missing from ``labels`` (it is undefined then).
+    AUC and TPR10 are NaN when a class is missing from ``labels`` (they are undefined then).
 
     Raises:
         ValueError: ``probabilities`` are not all finite: a diverged model has no metrics.
@@ -199,8 +202,11 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     num_classes = probabilities.shape[1]
     if len(np.unique(labels)) < num_classes:
         metrics["auc"] = math.nan
+        if num_classes == 2:
+            metrics["tpr10"] = math.nan
     elif num_classes == 2:
         metrics["auc"] = roc_auc_score(labels, probabilities[:, 1])
+        metrics["tpr10"] = tpr_before_fp(labels, probabilities[:, 1], 10)
     else:
         metrics["auc"] = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
                                        labels=np.arange(num_classes))
@@ -290,7 +296,8 @@ def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
 
 
 def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
-          reporter: Reporter | None = None, metric: str = "val_auc", mode: str = "max") -> dict[str, float]:
+          reporter: Reporter | None = None, metric: str = "val_auc", mode: str = "max",
+          until: float | None = None) -> dict[str, float]:
     """Train one configuration, reporting metrics and a checkpoint after every epoch.
 
     Args:
@@ -300,6 +307,8 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
             Resumes from ``reporter.restore()`` when it returns a checkpoint.
         metric, mode: What "best" means (:mod:`trainable.best`): every epoch also reports
             ``best_<metric>`` and ``best_epoch``, and the checkpoint keeps that epoch's weights.
+        until: A ``time.time()`` no epoch should end after: training stops before an epoch
+            that, as long as the last one, would not end by then (the first always runs).
 
     Returns:
         The last epoch's metrics. A trial whose training loss, weights or validation
@@ -314,16 +323,16 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
     if metric not in DIVERGED or metric == "train_loss" or mode not in MODES:
         raise UserError(f"metric {metric!r} / mode {mode!r}: the metric is one of val_auc, val_accuracy, "
-                        "val_f1, val_loss and the mode max or min")
+                        "val_f1, val_tpr10, val_loss and the mode max or min")
     trial = setup(config, dataset)
     try:
-        return _train_epochs(trial, dataset, reporter, metric, mode)
+        return _train_epochs(trial, dataset, reporter, metric, mode, until)
     finally:
         release(trial.device)  # the cached GPU memory goes to the GPU's next trial
 
 
 def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None, metric: str,
-                  mode: str) -> dict[str, float]:
+                  mode: str, until: float | None = None) -> dict[str, float]:
     """Every epoch from the reporter's checkpoint on; returns the last epoch's metrics."""
     config = trial.config
     if reporter is None:
@@ -334,14 +343,18 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
     about = checkpoint.describe(config.to_dict(), dataset)
     train_split, val_split = place_data(trial, dataset)
     metrics: dict[str, float] | None = {}
+    last_s = None
     for epoch in range(start, config.epochs):
+        began = time.time()
+        if until is not None and last_s is not None and began + last_s > until:
+            break
         try:
             metrics, probabilities = _epoch(trial, train_split, val_split, epoch)
         except torch.cuda.OutOfMemoryError:
             metrics, probabilities = None, None  # handled once the error's frames let go of memory
         if metrics is None:
             metrics = _out_of_memory(trial, epoch)
-        if best.update(metrics[metric], epoch + 1, diverged=bool(metrics["diverged"])):
+        if best.update(metrics[metric], epoch + 1, diverged=bool(metrics["diverged"]), loss=metrics.get("val_loss")):
             best_weights = checkpoint.weights_copy(trial.model)
         if best.value is not None:
             metrics.update({best_key(metric): best.value, BEST_EPOCH: best.epoch})
@@ -349,6 +362,7 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
             checkpoint.save(folder, state=training_state(trial, epoch), about=about, best=best,
                             best_weights=best_weights, probabilities=probabilities)
             reporter.report(metrics, folder)
+        last_s = time.time() - began
         if metrics["diverged"]:
             break
     return metrics

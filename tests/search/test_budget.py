@@ -61,10 +61,12 @@ def test_auto_grace_period_without_a_time_budget_comes_from_the_set(tmp_path):
     assert size_search(fixed, 720, 90, 101, 2, None, None).grace_period == 2
 
 
-def lens_budget_space(tmp_path, seconds=480):
+def lens_budget_space(tmp_path, seconds=480, train_on=0):
+    """train_on 0: the trials have the whole budget (the share for training on is tested apart)."""
     return load_space(space_file(
         tmp_path, data={"image_size": "auto"}, trial={"epochs": "auto", "batch_size": 32},
-        search={"time_budget": seconds, "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3}))
+        search={"time_budget": seconds, "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3,
+                "train_on": train_on}))
 
 
 @pytest.mark.parametrize("n", [900, 4000, 18000])
@@ -116,7 +118,7 @@ def test_images_keep_their_native_size_when_it_fits_and_shrink_when_it_does_not(
 def test_a_longer_budget_buys_longer_trials_then_more_trials(tmp_path):
     space = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
                                   search={"time_budget": 480, "num_samples": "auto", "grace_period": "auto",
-                                          "reduction_factor": 3}))
+                                          "reduction_factor": 3, "train_on": 0}))
     cost = Cost(step_s=1.0, val_image_s=0.002, image_size=101)
     sizes = [size_search(space, 720, 90, 101, 2, cost, seconds) for seconds in (1800, 7200, 28800)]
     epochs = [s.epochs for s in sizes]
@@ -148,10 +150,43 @@ def test_a_budget_too_short_for_a_search_trains_the_default_alone_and_says_what_
     assert enough.epochs == short.short_epochs and enough.short_line() is None
     # A file that names its number of trials gets its search, and the warning.
     named = load_space(space_file(tmp_path, data={"image_size": "auto"}, trial={"epochs": "auto", "batch_size": 32},
-                                  search={"time_budget": 300, "num_samples": 6, "reduction_factor": 3}))
+                                  search={"time_budget": 300, "num_samples": 6, "reduction_factor": 3, "train_on": 0}))
     searched = size_search(named, 14400, 1800, 101, 2, cost, 300)
     assert not searched.alone and searched.num_samples == 6 and searched.expected_trials < 6
     assert searched.short_of is not None and "unlikely to beat" in searched.short_line()
+
+
+@pytest.mark.parametrize("share", ["auto", 0.5])
+def test_a_share_of_the_budget_is_kept_for_the_best_trial_to_train_on(tmp_path, share):
+    """The trials are sized to the budget less the share (search.train_on); the best trial's
+    epochs with those it trains on reach MIN_FULL_EPOCHS, which lets max_t be shorter."""
+    space = lens_budget_space(tmp_path, seconds=900, train_on=share)
+    cost = Cost(step_s=0.25, val_image_s=0.002, image_size=101)
+    part = budget.TRAIN_ON if share == "auto" else share
+    sizing = size_search(space, 3200, 400, 101, slots=2, cost=cost, budget_s=900, node_slots=2)
+    assert not sizing.alone and sizing.widen == 2
+    assert sizing.search_s == pytest.approx(900 * (1 - part)) and sizing.train_on_s == pytest.approx(900 * part)
+    epoch_s = cost.epoch_s(3200, 400, 32, sizing.image_size)
+    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + budget.TRIAL_START_S
+    first_s = epoch_s * sizing.epochs + budget.TRIAL_START_S
+    capacity = sizing.search_s * 2 * budget.SAFETY
+    assert first_s + (sizing.expected_trials - 1) * trial_s <= capacity < first_s + sizing.expected_trials * trial_s
+    assert first_s <= sizing.search_s and sizing.expected_trials >= budget.MIN_TRIALS
+    assert sizing.start_until_s == pytest.approx(sizing.search_s - epoch_s * sizing.grace_period - budget.TRIAL_START_S)
+    assert sizing.train_on_epochs == int(sizing.train_on_s * budget.SAFETY / epoch_s)
+    assert sizing.epochs + sizing.train_on_epochs >= budget.MIN_FULL_EPOCHS
+    assert f"then the best trial trains on for the last {sizing.train_on_s:.0f} s on 2 trial(s)' resources" \
+        in sizing.budget_line(900, cost, 32)
+    # The share is written into the saved space (what --resume trains on for).
+    sized = budget.apply(space, sizing)
+    assert sized.search.train_on == pytest.approx(part, abs=1e-4) == sized.raw["search"]["train_on"]
+    # Without the share the trials get the whole budget, and max_t alone must reach MIN_FULL_EPOCHS.
+    whole = size_search(lens_budget_space(tmp_path, seconds=900), 3200, 400, 101, 2, cost, 900)
+    assert whole.train_on_s == 0 and whole.search_s == 900 and whole.epochs >= budget.MIN_FULL_EPOCHS
+    # A budget that holds no search: the default alone has all of it, and nothing is kept.
+    short = size_search(space, 14400, 1800, 101, 2, Cost(step_s=1.0, val_image_s=0.002, image_size=101), 300)
+    assert short.alone and short.train_on_s == 0
+    assert budget.apply(space, short).raw["search"]["train_on"] == 0
 
 
 def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_sizes():
@@ -201,6 +236,8 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     ({"data": {"image_size": "auto"}}, "data.image_size: auto needs search.time_budget"),
     ({"search": {"grace_period": "soon"}}, "search.grace_period: must be auto or an integer in [1, trial.epochs = 4]"),
     ({"search": {"num_samples": 0}}, "search.num_samples: must be a positive integer or auto"),
+    ({"search": {"train_on": 0.9, "time_budget": 60}}, "search.train_on: must be auto or a share of search.time_budget in [0, 0.8]"),
+    ({"search": {"train_on": 0.25}}, "search.train_on: a share of search.time_budget, which is not set"),
 ])
 def test_auto_values_are_checked_before_anything_runs(tmp_path, blocks, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
@@ -221,12 +258,12 @@ def test_the_default_configuration_is_one_configuration(tmp_path):
     assert budget.default_config(space)["augment_flip"] is True
 
 
-def budgeted_search(tmp_path, seconds, epochs):
+def budgeted_search(tmp_path, seconds, epochs, train_on="auto"):
     raw = {**SPACE, "name": "budgeted",
            "trial": {"epochs": epochs, "batch_size": 8, "resources": {"cpu": 1, "gpu": 0}},
            "space": {**SPACE["space"], "backbone": "simple_cnn"},
            "search": {**SPACE["search"], "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3,
-                      "time_budget": seconds,
+                      "time_budget": seconds, "train_on": train_on,
                       "start_from": [{"lr": 1.0e-3, "scheduler": "exponential", "gamma": 0.9, "loss": "bce"}]},
            "wandb": {"mode": "disabled"}}
     raw.pop("cpu")
@@ -242,6 +279,9 @@ def budgeted_search(tmp_path, seconds, epochs):
 def assert_budget_kept(summary, history):
     """No epoch ends after the trials' share of the budget by more than one epoch's time, and the
     trials ran to its end, less at most the time of a first rung."""
+    if summary.get("train_on"):  # the epochs the best trial trained on after the trials
+        on = summary["train_on"]
+        history = history[(history["trial"] != on["trial_id"]) | (history["epoch"] <= on["from_epoch"])]
     sizing = summary["budget"]
     left = sizing["trials_budget_s"]  # what is left after the timing and the workers' start
     assert 0 < left < sizing["time_budget_s"]
@@ -254,16 +294,18 @@ def assert_budget_kept(summary, history):
 def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
     """A real search (Ray Tune, Optuna, ASHA) with num_samples and the grace period left to the
     budget: the timing and the sizes are printed and recorded, trials keep starting while they
-    can reach their first rung, and no epoch ends after the budget by more than one epoch's time."""
+    can reach their first rung, and no epoch ends after their share of the budget by more than
+    one epoch's time; then the best trial trains on from its last epoch, on both trials' CPUs,
+    until the budget ends (search.train_on), and the final model is its best epoch."""
     epochs = 6  # fixed: trials short enough for a search in a minute
-    proc, summary, saved, history = budgeted_search(tmp_path, 60, epochs)
+    proc, summary, saved, history = budgeted_search(tmp_path, 80, epochs, train_on=0.25)
     sizing = summary["budget"]
     steps = 144 // 8  # 240 images, 60 % of them for training
     assert sizing["steps"] == steps and sizing["grace_period"] == grace_epochs(144, 8, epochs, 3) == 2
     assert not sizing["alone"] and sizing["epochs"] == epochs
     marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
     assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
-    assert f"time budget 60 s on 2 concurrent trial(s)" in proc.stdout
+    assert "time budget 80 s on 2 concurrent trial(s)" in proc.stdout
     assert sizing["cost"]["step_s"] > 0 and summary["epochs"] == sizing["epochs"]
     assert ("warning: the time budget is too short for a search" in proc.stdout) == (sizing["short_of"] is not None)
     assert saved["search"]["grace_period"] == sizing["grace_period"]
@@ -271,6 +313,23 @@ def test_search_fills_its_time_budget_and_stops_within_an_epoch_of_it(tmp_path):
     assert any(t["config"]["lr"] == 1.0e-3 and t["config"]["gamma"] == 0.9 for t in summary["trials"])
     assert_budget_kept(summary, history)
     assert summary["num_trials"] >= 2
+    # The best trial trained on, from its last epoch, until the budget ended.
+    assert sizing["train_on_s"] == pytest.approx(0.25 * (sizing["search_s"] + sizing["train_on_s"]))
+    assert sizing["trials_budget_s"] == pytest.approx(sizing["search_s"]) and saved["search"]["train_on"] == 0.25
+    on = summary["train_on"]
+    assert on["trial_id"] == summary["best_trial"] and on["widen"] == 2
+    assert f"train on: trial {on['trial_id']}, the best" in proc.stdout
+    best = next(t for t in summary["trials"] if t["trial_id"] == on["trial_id"])
+    assert on["to_epoch"] > on["from_epoch"] and best["epochs"] == on["to_epoch"]
+    mine = history[history["trial"] == on["trial_id"]]
+    assert list(mine["epoch"]) == list(range(1, on["to_epoch"] + 1))  # no epoch twice, none missing
+    assert (tmp_path / "results/budgeted/train_on/checkpoint/best.pt").is_file()
+    # Nothing ran past the budget by more than an epoch trained on (and a worker's start).
+    epoch_s = mine["timestamp"].diff().iloc[-(on["to_epoch"] - on["from_epoch"]):].max()
+    ended = mine["timestamp"].max() - summary["trials_began"]
+    assert ended <= sizing["trials_budget_s"] + sizing["train_on_s"] + epoch_s + 2.0, (ended, epoch_s)
+    # The final model is the best epoch of all the best trial's epochs.
+    assert summary["best_val"]["val_auc"] == pytest.approx(max(on["best_before"], on["best_after"]))
 
 
 def test_a_budget_too_short_for_a_search_trains_the_default_alone_to_its_end(tmp_path):

@@ -273,6 +273,17 @@ def test_parallel_axes_scale_numbers_to_the_unit_range_and_space_categories_even
     assert loss.positions == [1.0, 0.0, 0.0, 0.5] and [t[1] for t in loss.ticks] == ["bce", "dice", "focal"]
 
 
+def test_parallel_coordinates_lead_with_the_searchs_best_trial_the_default_by_its_rule():
+    trials = [{"trial_id": "a", "config": {"lr": 2e-3}, "best": 0.885, "epochs": 15},
+              {"trial_id": "d", "config": {"lr": 1e-3}, "best": 0.874, "epochs": 15, "default": True, "margin": 0.026},
+              {"trial_id": "c", "config": {"lr": 1e-4}, "best": 0.70, "epochs": 5}]
+    summary = {"metric": "val_auc", "mode": "max", "trials": trials}
+    ranked, axes = figures.parallel_data(summary)
+    assert [t["trial_id"] for t in ranked] == ["d", "a", "c"] and axes[-1].name == "val_auc"
+    trials[1]["margin"] = 0.005  # beaten by more than a standard error: the plain order
+    assert [t["trial_id"] for t in figures.parallel_data(summary)[0]] == ["a", "d", "c"]
+
+
 def test_parallel_coordinates_show_the_best_trials_over_what_varied(finished):
     summary = summary_of(results_of(finished))
     trials, axes = figures.parallel_data(summary)

@@ -16,7 +16,7 @@ import yaml
 from search.space import load_space
 from tests.search.wandb_files import read_run
 from trainable.data import load_dataset
-from trainable.decide import choose_threshold, decision_metrics
+from trainable.decide import choose_threshold, decision_metrics, standard_error
 from trainable.export import load_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,8 +85,16 @@ def test_summary_lists_every_trial_and_the_best(finished):
     assert (first["backbone"], first["lr"], first["gamma"]) == ("simple_cnn", 1.0e-3, 0.9)
     # ASHA stopped some trials early (reduction factor 2, rungs at epochs 1 and 2).
     assert summary["status_counts"]["stopped"] >= 1
+    # The default stays the best unless another trial beats it by more than a standard error.
+    default, top = summary["trials"][0], max(t["best"] for t in summary["trials"])
+    kept = summary["kept_default"]
+    assert default["default"] and kept["trial_id"] == default["trial_id"] and 0.02 < kept["margin"] < 0.2
+    assert not any(t.get("default") for t in summary["trials"][1:])
     best = next(t for t in summary["trials"] if t["trial_id"] == summary["best_trial"])
-    assert best["best"] == max(t["best"] for t in summary["trials"])  # of equals, the ranking's tie-break
+    if top - default["best"] <= kept["margin"]:
+        assert best is default and kept["first"] and kept["decided"] == (top > default["best"])
+    else:
+        assert best["best"] == top and not kept["first"]  # of equals, the ranking's tie-break
     assert summary["best_val"]["val_auc"] == pytest.approx(best["best"])
     assert summary["best_config"] == best["config"]
     for key in ("accuracy", "f1_macro", "auc"):
@@ -104,7 +112,12 @@ def test_leaderboard_is_printed_best_first(finished):
     assert [r[0] for r in rows] == [str(i) for i in range(1, NUM_SAMPLES + 1)]
     assert rows[0][1] == summary["best_trial"]
     values = [float(r[2]) for r in rows]
-    assert values == sorted(values, reverse=True)
+    assert values[1:] == sorted(values[1:], reverse=True)  # the first may be the default (its rule)
+    kept = summary["kept_default"]
+    said = "ranks first: the best other trial's" in proc.stdout
+    assert said == kept["decided"] == (kept["first"] and kept["best_other"] > kept["best"])
+    if not kept["first"]:
+        assert values[0] == max(values)
     assert "no GPU in the Ray cluster: applying the cpu: block" in proc.stdout
     assert f"best trial {summary['best_trial']}" in proc.stdout
 
@@ -139,14 +152,25 @@ def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_th
     folder = workdir / "results/tiny_lens"
     summary = json.loads((folder / "summary.json").read_text())
     final = summary["final"]
-    top = pd.read_csv(folder / "leaderboard.csv", dtype={"trial": str})["trial"].tolist()[:3]  # the search's ranking
-    assert final["candidates"] == top
+    board = pd.read_csv(folder / "leaderboard.csv", dtype={"trial": str})[:3]  # the search's ranking
+    # Of the top three, those within one standard error (Hanley-McNeil, val split) of the best.
+    space = load_space(folder / "space.yaml")
+    dataset = load_dataset(space.data.__class__.from_mapping(
+        {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
+    images, labels = dataset.split("val")
+    best_value = board["val_auc"].iloc[0]
+    assert final["tolerance"] == pytest.approx(standard_error("val_auc", best_value, labels.numpy()))
+    top = board.loc[best_value - board["val_auc"] <= final["tolerance"], "trial"].tolist()
+    assert final["candidates"] == top and top[0] == summary["best_trial"]
+    assert [t["trial_id"] for t in final["left_out"]] == [t for t in board["trial"] if t not in top]
+    k = len(top)
     steps = final["steps"]
-    assert [s["name"] for s in steps] == ["best trial, argmax", "best trial", "best trial + TTA", "ensemble of 3",
-                                          "ensemble of 3 + TTA"]
-    # The chosen step: the best validation AUC of the calibrated ones, the later of equals.
-    best = max(range(1, len(steps)), key=lambda i: (steps[i]["val"]["auc"], i))
-    chosen = steps[best]
+    assert [s["name"] for s in steps] == ["best trial, argmax", "best trial", "best trial + TTA"] + (
+        [f"ensemble of {k}", f"ensemble of {k} + TTA"] if k > 1 else [])
+    # The chosen step: the last calibrated one within a standard error of the best validation AUC.
+    top_auc = max(s["val"]["auc"] for s in steps[1:])
+    assert final["choice_tolerance"] == pytest.approx(standard_error("val_auc", top_auc, labels.numpy()))
+    chosen = [s for s in steps[1:] if s["val"]["auc"] >= top_auc - final["choice_tolerance"]][-1]
     assert final["final"] == chosen["name"] and final["tta"] == chosen["tta"]
     assert final["members"] == top[:chosen["members"]]
     # That step is the model file; its test metrics are the summary's.
@@ -155,10 +179,6 @@ def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_th
     assert [m.trial_id for m in model.members] == final["members"] and model.tta == chosen["tta"]
     assert model.temperature == final["temperature"] and model.threshold == final["threshold"]
     # The threshold is the F1 rule's on the model's own validation probabilities.
-    space = load_space(folder / "space.yaml")
-    dataset = load_dataset(space.data.__class__.from_mapping(
-        {**space.raw["data"], "path": str(workdir / "data/tiny_lens")}))
-    images, labels = dataset.split("val")
     val = model.predict(images).numpy()
     assert choose_threshold(val, labels.numpy(), "f1") == pytest.approx(model.threshold, abs=1e-5)
     assert f"final model: {chosen['name']} (trial" in proc.stdout and "best trial, argmax" in proc.stdout

@@ -8,15 +8,6 @@ from search.searcher import PruningOptunaSearch
 MAX_EPOCHS = 9
 
 
-@pytest.fixture
-def local_ray():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 def _trainable(config):
     from ray import tune
 
@@ -137,3 +128,20 @@ def test_out_of_memory_trials_are_infeasible():
     searcher.on_trial_complete("oom", {"val_auc": 0.0, "epoch": 1, "diverged": 1, "out_of_memory": 1})
     (trial,) = searcher.study.trials
     assert trial.constraints == {"diverged": 1.0} and trial.user_attrs["out_of_memory"]
+
+
+def test_trials_asked_but_never_run_are_marked_failed_once_the_search_ends(tmp_path):
+    import optuna
+    from optuna.trial import TrialState
+
+    from search.searcher import close_orphans
+
+    journal = tmp_path / "optuna.journal"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    ran, orphan = study.ask(), study.ask()
+    study.tell(ran, 0.9)
+    assert close_orphans(journal, "s") == 1
+    states = {t.number: t.state for t in optuna.load_study(study_name="s", storage=storage).trials}
+    assert states == {ran.number: TrialState.COMPLETE, orphan.number: TrialState.FAIL}
+    assert close_orphans(journal, "s") == 0

@@ -96,13 +96,16 @@ BAD = [
     ({"search": {"algorithm": "bayes"}}, "search.algorithm: must be one of optuna, random, grid"),
     ({"search": {"grace_period": 9}}, "search.grace_period: must be auto or an integer in [1, trial.epochs = 6]"),
     ({"search": {"start_from": [{"lr": 5.0}]}}, "search.start_from[0].lr: 5.0 is outside its loguniform"),
+    ({"search": {"favour_default": "yes"}}, "search.favour_default: must be true or false"),
     ({"data": {"format": "hdf5", "path": "x"}}, "data.format: unknown format 'hdf5'"),
     ({"wandb": {"mode": "cloud"}}, "wandb.mode: 'cloud' is not one of"),
     ({"final": {"ensemble": 0}}, "final.ensemble: must be a positive integer"),
     ({"final": {"threshold": "best"}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
     ({"final": {"threshold": 1.5}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
     ({"final": {"tta": "yes"}}, "final.tta: must be true or false"),
-    ({"final": {"refit": True}}, "final.refit: unknown key"),
+    ({"final": {"refit": "yes"}}, "final.refit: must be true or false"),
+    ({"final": {"seeds": 1.5}}, "final.seeds: must be a whole number, 0 or more"),
+    ({"final": {"refine": True}}, "final.refine: unknown key"),
 ]
 
 

@@ -24,10 +24,15 @@ def test_diverged_epochs_never_count_and_min_mode():
     assert best_of([NAN, None, "x"]).value is None
 
 
-def test_ties_keep_the_first_epoch():
+def test_ties_keep_the_first_epoch_unless_a_later_one_has_a_lower_validation_loss():
     best = Best("max")
     assert best.update(0.8, 1) and not best.update(0.8, 2) and not best.update(NAN, 3)
     assert (best.value, best.epoch) == (0.8, 1)
+    tied = Best("max")
+    assert tied.update(0.8, 1, loss=0.5) and not tied.update(0.8, 2, loss=0.6)
+    assert tied.update(0.8, 3, loss=0.4) and (tied.value, tied.epoch, tied.loss) == (0.8, 3, 0.4)
+    assert not tied.update(0.8, 4, loss=NAN) and not tied.update(0.7, 5, loss=0.1)
+    assert tied.update(0.9, 6) and (tied.epoch, tied.loss) == (6, None)
 
 
 def test_finite_and_is_better():

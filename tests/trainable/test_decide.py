@@ -116,6 +116,26 @@ def test_prior_correction_restores_the_sets_prior():
     assert calibrate(binary([0.5]), 1.0, weights)[0] == pytest.approx([0.7, 0.3])
 
 
+def test_class_weights_of_the_loss_are_undone_too():
+    """A cross-entropy weighted by w is minimised, at an image whose true posterior is pi, by
+    p proportional to w * pi (found here numerically); the correction gives pi back."""
+    from scipy.optimize import minimize
+    from scipy.special import softmax as soft
+
+    from search.final import member_log_weights
+
+    pi, w = np.array([0.2, 0.5, 0.3]), np.array([3.0, 1.0, 0.5])
+    fitted = soft(minimize(lambda z: -(w * pi * np.log(soft(z))).sum(), np.zeros(3), tol=1e-12).x)
+    assert not np.allclose(fitted, pi, atol=0.05)
+    weights = prior_log_weights("none", np.array([0, 1, 2]), 3, class_weights=w)
+    assert calibrate(fitted[None], 1.0, weights)[0] == pytest.approx(pi, abs=1e-4)
+    # A trial's focal_alpha (binary: the weight of class 1) with a balancing strategy: both undone.
+    train = np.array([0] * 70 + [1] * 30)
+    both = member_log_weights({"loss": "focal", "focal_alpha": 0.25, "sampling": "oversample"}, train, 2)
+    assert both == pytest.approx(np.log([0.7, 0.3]) - np.log(np.array([0.75, 0.25]) / 0.5))
+    assert member_log_weights({"loss": "ce", "focal_alpha": 0.25}, train, 2).tolist() == [0.0, 0.0]
+
+
 def test_decision_metrics_at_a_threshold():
     labels = np.array([0, 0, 0, 1, 1])
     p = binary([0.1, 0.2, 0.45, 0.4, 0.9])

@@ -119,6 +119,32 @@ def test_resumed_run_ends_with_the_same_weights(config, three_digits, tmp_path):
     assert resumed.history[-1] == whole.history[-1]
 
 
+def test_a_finished_trial_trains_on_as_a_longer_one_would(three_digits, tmp_path):
+    """search.train_on: a trial of 2 epochs, given 4 and its checkpoint, ends where a trial of 4
+    ends (optimizer and schedule restored), its best epoch chosen over all 4."""
+    config = {**FAST, "optimizer": "adam", "scheduler": "exponential", "gamma": 0.8}
+    whole = LocalReporter(tmp_path / "whole")
+    train({**config, "epochs": 4}, three_digits, whole)
+    short = LocalReporter(tmp_path / "short")
+    train({**config, "epochs": 2}, three_digits, short)
+    on = LocalReporter(tmp_path / "short")
+    train({**config, "epochs": 4}, three_digits, on)
+    assert [m["epoch"] for m in on.history] == [3, 4]
+    assert on.history[-1] == whole.history[-1]
+    assert on.history[-1]["best_val_auc"] == max(m["val_auc"] for m in short.history + on.history)
+
+
+def test_no_epoch_starts_that_would_end_after_the_deadline(three_digits, tmp_path):
+    import time
+
+    gone = LocalReporter(tmp_path / "gone")
+    train({**FAST, "epochs": 5}, three_digits, gone, until=time.time() - 1)
+    assert [m["epoch"] for m in gone.history] == [1]  # the first always runs: it times an epoch
+    ample = LocalReporter(tmp_path / "ample")
+    train({**FAST, "epochs": 3}, three_digits, ample, until=time.time() + 3600)
+    assert [m["epoch"] for m in ample.history] == [1, 2, 3]
+
+
 def test_nan_loss_ends_the_trial_as_diverged(three_digits, tmp_path):
     poisoned = copy.copy(three_digits)
     poisoned.images = three_digits.images.clone()
@@ -210,6 +236,17 @@ def test_nan_validation_probabilities_end_the_trial_without_metrics(three_digits
     metrics, reporter = _run({"epochs": 3}, poisoned, tmp_path)
     _assert_diverged_at_once(metrics, reporter)
     assert scored == []
+
+
+def test_binary_metrics_hold_the_lens_challenges_tpr10():
+    from trainable.decide import tpr_before_fp
+
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(40, int), np.ones(25, int)]
+    scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.2), 0, 1)
+    metrics = classification_metrics(np.c_[1 - scores, scores], labels)
+    assert metrics["tpr10"] == tpr_before_fp(labels, scores, 10) and 0 < metrics["tpr10"] < 1
+    assert "tpr10" not in classification_metrics(np.eye(3)[[0, 1, 2]] * 0.7 + 0.1, np.array([0, 1, 2]))
 
 
 def test_classification_metrics_refuse_nan_and_only_a_missing_class_makes_auc_nan():

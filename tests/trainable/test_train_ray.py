@@ -1,19 +1,10 @@
 """The training function runs as a real Ray Tune trainable: metrics and checkpoints reach Tune."""
 
-import pytest
 import torch
 
 from trainable.report import RayReporter
 from trainable.checkpoint import CHECKPOINT_FILE
 from trainable.train import train
-
-
-@pytest.fixture
-def local_ray():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_train_reports_metrics_and_checkpoints_through_ray_tune(local_ray, three_digits, tmp_path):
