@@ -29,7 +29,7 @@ from pathlib import Path
 
 import yaml
 
-from search import budget, cluster
+from search import budget, cluster, estimate
 from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
 from search.final import describe as describe_final, side_by_side
 from search.retrain import describe_seeds
@@ -60,6 +60,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                           "state: a folder every node sees, or an s3:// or gs:// URI; "
                                           "default the file's storage:, else --results")
     parser.add_argument("--results", default="results", help="parent of the results folder (default results)")
+    estimate = parser.add_argument_group("estimate before launch (search.estimate)")
+    estimate.add_argument("--dry-run", action="store_true",
+                          help="check the file and print the trials, ASHA's rungs, the epochs they train and, "
+                               "given an epoch's seconds, the wall time and GPU-hours; start nothing")
+    estimate.add_argument("--gpus", type=int, help="with --dry-run: for a cluster of this many GPUs (the file's "
+                                                   "GPU settings); default this machine")
+    estimate.add_argument("--epoch-seconds", type=float, metavar="S",
+                          help="with --dry-run: seconds of one epoch of one trial at the file's image size")
+    estimate.add_argument("--time", action="store_true",
+                          help="with --dry-run: time a few training steps of the default configuration here")
     return parser.parse_args(argv)
 
 
@@ -345,6 +355,9 @@ def choose_space(plan: Plan) -> Space:
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    estimate.check_flags(args)
+    if args.dry_run:
+        return estimate.dry_run(args)
     plan = plan_resume(args) if args.resume else plan_new(args)
     mode = check_before_ray(plan)
 

@@ -27,6 +27,7 @@ import numpy as np
 
 from trainable.errors import UserError
 from trainable.simulate import lens_finding, substructure
+from trainable.simulate.optics import DEEP_SPACE, EUCLID_VIS
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Kind:
         classes: Class names, as the loader will see them.
         default_n: Images written when ``n`` is not given (quick on two cores).
         real_n: Images in the real data set.
+        side: Pixels per side of an image.
         min_n: Fewest images that give every class (and split) at least one image.
         plan: ``n`` -> relative path and preset class (or ``None``) of images ``0 .. n-1``.
         renderer: Builds a per-process object whose ``render(label, rng)`` returns one image
@@ -54,6 +56,7 @@ class Kind:
     classes: tuple[str, ...]
     default_n: int
     real_n: int
+    side: int
     min_n: int
     plan: Callable[[int], list[tuple[str, str | None]]]
     renderer: Callable[[], object]
@@ -66,14 +69,14 @@ KINDS: dict[str, Kind] = {
         name="lens_finding",
         layout="Bologna lens-finding challenge: classifications.csv + files/imageEUC_VIS-<ID>.fits",
         classes=lens_finding.CLASSES, default_n=lens_finding.DEFAULT_N,
-        real_n=lens_finding.REAL_N, min_n=2, plan=lens_finding.plan,
+        real_n=lens_finding.REAL_N, side=EUCLID_VIS.num_pix, min_n=2, plan=lens_finding.plan,
         renderer=lens_finding.LensFindingRenderer, write_image=lens_finding.write_image,
         finish=lens_finding.finish),
     "substructure": Kind(
         name="substructure",
         layout="DeepLense Common Task 1: {train,val}/{no,sphere,vort}/<n>.npy, (1,150,150)",
         classes=substructure.CLASSES, default_n=substructure.DEFAULT_N,
-        real_n=substructure.REAL_N, min_n=substructure.MIN_N, plan=substructure.plan,
+        real_n=substructure.REAL_N, side=DEEP_SPACE.num_pix, min_n=substructure.MIN_N, plan=substructure.plan,
         renderer=substructure.SubstructureRenderer, write_image=substructure.write_image,
         finish=substructure.finish),
 }
