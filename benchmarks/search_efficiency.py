@@ -1,224 +1,427 @@
-"""Epochs ASHA + TPE spend to reach the best validation value random search finds without early stopping.
+"""TPE + ASHA against random search at equal compute: anytime curves over many seeds, replayed
+from learning curves recorded once (a tabular benchmark, as LCBench and NAS-Bench compare
+optimizers).
 
 Usage:
-    python benchmarks/search_efficiency.py [--trials 24] [--epochs 9] [--seeds 3]
-                                           [--metric val_loss] [--max-concurrent 2] [--verbose]
-                                           [--grace-period 1] [--reduction-factor 3]
+    python benchmarks/search_efficiency.py record [--workers 2]          # once: the table (cached)
+    python benchmarks/search_efficiency.py replay [--seeds 20] [--budget-trials 20]
+                                                  [--grace-period 1] [--concurrency 2] [--json F]
 
-Both searches go through the real driver (``search.space.load_space`` on a space file written
-here, ``search.driver.build_tuner``, Ray Tune, Optuna), on scikit-learn's digits (no downloads,
-the same splits for every search), with ``simple_cnn`` and a space whose configurations differ a
-lot (learning rate over four decades, Adam or SGD, batch 16 to 256, weight decay, schedule). For
-each search seed, with the same number of trials N and the same epoch budget E:
-  random     Optuna's random sampler (search seed s), no scheduler: every trial runs E epochs (a
-             trial whose loss stops being finite ends itself, so a few fewer than N * E can be spent);
-  ASHA+TPE   Optuna TPE (search seed 1000 + s, so its random startup trials are not random
-             search's) told of ASHA's stops (grace period 1, reduction factor 3, max_t = E).
-A ``tune.Callback`` logs every result the driver receives, in arrival order: each result is one
-trained epoch. B is the best value (over every epoch of every trial) random search finds. For
-ASHA+TPE the table gives its best value, the epochs it spent, and the epochs (counted across all
-trials, in arrival order) after which it first reported a value at least as good as B; the ratio
-divides those by the epochs random search spent. The issue's target: a ratio of 1/3 or less.
-The median row is the median of each column over the seeds ("not reached" counts as infinite).
+**record.** Every configuration of a discrete space is trained by the real trainable
+(``trainable.train.train``, one thread each, ``--workers`` at a time, seed 0) for ``MAX_T``
+epochs, and every epoch's report is kept with its seconds: ``benchmarks/.cache/curves-<task>.json``
+(made once; ``--force`` makes it again). The task is scikit-learn's digits (8x8, ``simple_cnn``,
+60/20/20 splits) on a space with genuinely bad regions: learning rate over four decades, Adam or
+SGD, batch 16 to 256 (67 to 4 steps an epoch), weight decay, a schedule: 324 configurations of
+27 epochs, about 10 minutes on 2 cores.
 
-The default metric is ``val_loss`` (minimized): on digits the good configurations land within a
-few of the 359 validation images of one another, so accuracy ties near its top (and "at least as
-good" becomes a matter of one image) while the loss still ranks them.
+**replay.** Each method searches the same space through the real driver: the space file checked
+by ``search.space.load_space``, the searcher of ``search.driver.build_searcher`` (Optuna TPE with
+the settings a search uses, told of ASHA's stops, or Optuna's random sampler), the scheduler of
+``search.driver.build_scheduler`` (ASHA ranking by ``best_<metric>``, or none), Ray Tune's
+``Tuner``. The trainable replays the recorded reports of the grid point nearest the suggested
+configuration (learning rate and weight decay are searched log-uniformly, as in a real space, and
+snapped to the grid in log space), sleeping ``--time-scale`` x each epoch's recorded seconds so
+that trials end in the order their lengths give. Every method gets the same budget: random
+search's ``--budget-trials`` full trainings, in epochs; a ``Stopper`` ends the search when it is
+spent. Methods: ``random`` (full training), ``random+asha``, ``tpe`` (no early stopping),
+``tpe+asha`` (the project's default), and ``1epoch-top3`` ("Is one epoch all you need?", arXiv
+2307.15422: random configurations trained one epoch until the budget less three full trainings
+is spent, then the three best go on to ``MAX_T``; computed from the table, in the same units).
+
+For each method and seed, the best ``val_loss`` so far (any epoch of any trial) after each epoch
+spent. Figures of merit, for each method against random search of the same seed: the epochs it
+needs to first reach random search's final best, as a fraction of the budget (median and
+quartiles over seeds; never reaching it counts as infinite), and the share of seeds in which its
+final best is at least random search's. TPE's seed is 1000 + the seed, so its random start-up
+trials are not random search's draws. The plot (``--plot``, default
+``docs/search_efficiency_<task>.png``) shows the median and quartiles of best-so-far against
+epochs, one line per method.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import hashlib
+import itertools
+import json
 import math
+import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
+os.environ["CUDA_VISIBLE_DEVICES"] = ""
+os.environ.setdefault("WANDB_MODE", "disabled")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ray import tune  # noqa: E402
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
-from search import driver  # noqa: E402
-from search.space import load_space  # noqa: E402
-from trainable.data import load_dataset  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-DATA = {"format": "digits", "val_fraction": 0.2, "test_fraction": 0.2}
-# Ranges wide enough that configurations differ a lot: many are useless, a few are good.
-SPACE = {
-    "optimizer": {"choice": ["adam", "sgd"]},
-    "lr": {"loguniform": [1.0e-5, 1.0e-1]},           # log: four decades, from no progress to divergence
-    "weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},  # log, likewise
-    "batch_size": {"choice": [16, 64, 256]},           # 67 to 4 steps an epoch
-    "scheduler": {"choice": ["none", "cosine", "exponential"]},
-    "gamma": {"uniform": [0.7, 0.99], "when": {"scheduler": "exponential"}},  # per-epoch decay
+CACHE = ROOT / "benchmarks" / ".cache"
+MAX_T = 27
+METRIC, MODE = "val_loss", "min"
+TASKS = {
+    "digits": {
+        "data": {"format": "digits", "val_fraction": 0.2, "test_fraction": 0.2},
+        "trial": {"backbone": "simple_cnn", "seed": 0, "threads": 1},
+        # The grid the table holds; lr and weight_decay are searched log-uniformly over its span.
+        "grid": {
+            "optimizer": ["adam", "sgd"],
+            "lr": [1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1],
+            "batch_size": [16, 64, 256],
+            "scheduler": ["none", "cosine"],
+            "weight_decay": [1.0e-6, 1.0e-4, 1.0e-2],
+        },
+    },
 }
-VARIANTS = {  # name -> search overrides
-    "random": {"algorithm": "random", "scheduler": "none"},
-    "asha_tpe": {"algorithm": "optuna", "scheduler": "asha", "grace_period": 1, "reduction_factor": 3},
+LOG_SEARCHED = ("lr", "weight_decay")
+METHODS = {  # name -> (search.algorithm, search.scheduler); 1epoch-top3 is computed from the table
+    "random": ("random", "none"),
+    "random+asha": ("random", "asha"),
+    "tpe": ("optuna", "none"),
+    "tpe+asha": ("optuna", "asha"),
 }
-# TPE draws its startup trials from a RandomSampler with its own seed: with the random search's
-# seed, ASHA+TPE would start with random search's first configurations, bit for bit, and could
-# "find" random's best by replaying it. The searches of one seed get independent draws instead.
-SEED_OFFSET = {"random": 0, "asha_tpe": 1000}
+TOP_K = 3
 
 
-class ArrivalLog(tune.Callback):
-    """Every result the driver receives, in the order it receives them: ``(trial id, value)``.
+# --- the table -------------------------------------------------------------------------------
 
-    Ray calls ``on_trial_result`` for every result, the one that makes ASHA stop a trial included.
-    """
-
-    def __init__(self, metric: str):
-        self.metric = metric
-        self.results: list[tuple[str, float]] = []
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        value = result.get(self.metric)
-        self.results.append((trial.trial_id, math.nan if value is None else float(value)))
+def grid_points(grid: dict) -> list[dict]:
+    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
 
 
-def better_or_equal(value: float, target: float, mode: str) -> bool:
-    return value <= target if mode == "min" else value >= target
+def point_key(point: dict) -> str:
+    return "|".join(f"{k}={point[k]}" for k in sorted(point))
 
 
-def best_value(values: list[float], mode: str) -> float | None:
-    finite = [v for v in values if math.isfinite(v)]
-    return (min if mode == "min" else max)(finite) if finite else None
+def table_path(task: str) -> Path:
+    spec = json.dumps({k: TASKS[task][k] for k in ("data", "trial", "grid")} | {"max_t": MAX_T}, sort_keys=True)
+    return CACHE / f"curves-{task}-{hashlib.sha1(spec.encode()).hexdigest()[:10]}.json"
 
 
-def epochs_to_reach(values: list[float], target: float | None, mode: str) -> int | None:
-    """Results (epochs) received up to and including the first at least as good as ``target``."""
-    if target is None:
+_DATASET = None
+
+
+class TimedReporter:
+    """Each epoch's report with its seconds (training, validation and the checkpoint; the first
+    epoch's include the trial's start), kept in ``history``."""
+
+    def __init__(self, root: str):
+        from trainable.report import LocalReporter
+
+        self.local = LocalReporter(root)
+        self.history = self.local.history
+        self.last = time.perf_counter()
+
+    def report(self, metrics: dict, checkpoint_dir: str) -> None:
+        now = time.perf_counter()
+        self.local.report({**metrics, "seconds": now - self.last}, checkpoint_dir)
+        self.last = time.perf_counter()
+
+    def restore(self):
         return None
-    for count, value in enumerate(values, 1):
-        if math.isfinite(value) and better_or_equal(value, target, mode):
-            return count
-    return None
 
 
-def write_space(folder: Path, args: argparse.Namespace) -> Path:
-    mode = "min" if args.metric in ("val_loss", "train_loss") else "max"
+def _record_one(job: tuple[str, dict, str]) -> tuple[str, list[dict]]:
+    from trainable.train import train
+
+    key, config, folder = job
+    reporter = TimedReporter(folder)
+    train(config, _DATASET, reporter, metric=METRIC, mode=MODE)
+    keep = ("epoch", METRIC, f"best_{METRIC}", "val_accuracy", "diverged", "seconds")
+    return key, [{k: row[k] for k in keep if k in row} for row in reporter.history]
+
+
+def record(task: str, workers: int, force: bool) -> Path:
+    """Train every grid point for MAX_T epochs; the reports per epoch, cached."""
+    global _DATASET
+    from trainable.data import load_dataset
+
+    path = table_path(task)
+    if path.exists() and not force:
+        print(f"{path} exists (--force to record again)")
+        return path
+    spec = TASKS[task]
+    _DATASET = load_dataset(spec["data"])
+    points = grid_points(spec["grid"])
+    began = time.perf_counter()
+    curves = {}
+    with tempfile.TemporaryDirectory(prefix="curves-") as folder:
+        jobs = [(point_key(p), {**spec["trial"], **p, "epochs": MAX_T}, os.path.join(folder, str(i)))
+                for i, p in enumerate(points)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            for done, (key, rows) in enumerate(pool.imap_unordered(_record_one, jobs), 1):
+                curves[key] = rows
+                if done % 20 == 0 or done == len(jobs):
+                    print(f"{done}/{len(jobs)} configurations in {time.perf_counter() - began:.0f} s", flush=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"task": task, "max_t": MAX_T, "metric": METRIC, "mode": MODE,
+                                "grid": spec["grid"], "curves": curves}))
+    print(f"wrote {path}")
+    return path
+
+
+def snap(config: dict, grid: dict) -> str:
+    """The grid point nearest ``config``: log distance for the log-searched values."""
+    point = {}
+    for name, values in grid.items():
+        value = config[name]
+        if name in LOG_SEARCHED:
+            value = min(values, key=lambda v: abs(math.log(v) - math.log(value)))
+        point[name] = value
+    return point_key(point)
+
+
+# --- the replay through the driver --------------------------------------------------------------
+
+def replay_trial(config: dict, curves: dict, grid: dict, time_scale: float) -> None:
+    """A trainable that reports what the real one reported for this configuration."""
+    from ray import tune
+
+    for row in curves[snap(config, grid)]:
+        time.sleep(row.get("seconds", 0.0) * time_scale)
+        tune.report({k: v for k, v in row.items() if k != "seconds"})
+
+
+def space_file(folder: Path, task: str, method: str, seed: int, budget: int, args) -> Path:
+    grid = TASKS[task]["grid"]
+    space = {name: ({"loguniform": [min(values), max(values)]} if name in LOG_SEARCHED else {"choice": values})
+             for name, values in grid.items()}
+    algorithm, scheduler = METHODS[method]
     raw = {
-        "name": "search_efficiency",
-        "data": DATA,
-        "metric": args.metric,
-        "mode": mode,
-        # One CPU and one thread a trial; the trainable's seed fixed, so only the configuration varies.
-        "trial": {"epochs": args.epochs, "backbone": "simple_cnn", "seed": 0, "threads": 1,
-                  "resources": {"cpu": 1, "gpu": 0}},
-        "space": SPACE,
-        "search": {"num_samples": args.trials, "max_concurrent": args.max_concurrent},
+        "name": f"{method.replace('+', '_')}-{seed}",
+        "data": TASKS[task]["data"], "metric": METRIC, "mode": MODE,
+        "trial": {**TASKS[task]["trial"], "epochs": MAX_T, "resources": {"cpu": 1, "gpu": 0}},
+        "space": space,
+        "search": {"algorithm": algorithm, "scheduler": scheduler, "num_samples": budget,
+                   "max_concurrent": args.concurrency, "grace_period": args.grace_period,
+                   "reduction_factor": args.reduction_factor,
+                   "seed": seed + (1000 if algorithm == "optuna" else 0)},
         "wandb": {"mode": "disabled"},
     }
-    path = folder / "search_efficiency.yaml"
+    path = folder / f"{raw['name']}.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
 
 
-def run_search(space_path: Path, variant: str, seed: int, dataset, storage: Path, verbose: bool) -> dict:
-    """One search through the driver; returns its values in arrival order and its seconds."""
-    settings = {**VARIANTS[variant], "seed": seed + SEED_OFFSET[variant]}
-    overrides = [f"search.{k}={v}" for k, v in settings.items()]
-    space = load_space(space_path, overrides)
-    name = f"{variant}-seed{seed}"
-    log = ArrivalLog(space.metric)
-    tuner = driver.build_tuner(space, dataset, name, str(storage), callbacks=[log])
-    began = time.perf_counter()
-    ray_output = storage / f"{name}.log"
-    with open(ray_output, "w") as out, contextlib.redirect_stdout(sys.stdout if verbose else out):
-        grid = tuner.fit()  # Ray's trial table goes to the log unless --verbose
-    seconds = time.perf_counter() - began
-    if grid.num_errors:
-        first = str(grid.errors[0]).strip().splitlines()[-1][:200]
-        print(f"{name}: {grid.num_errors} trial(s) failed, e.g. {first}", file=sys.stderr)
-    values = [v for _, v in log.results]
-    print(f"{name}: {len(grid)} trials, {len(values)} epochs, best {space.metric} "
-          f"{best_value(values, space.mode)} in {seconds:.0f} s", flush=True)
-    return {"values": values, "mode": space.mode, "seconds": seconds}
+def run_method(table: dict, task: str, method: str, seed: int, budget: int, folder: Path, args) -> list[float]:
+    """One search; every epoch's value in the order the driver received them."""
+    from ray import tune
+
+    from search import driver
+    from search.space import load_space
+
+    class Arrivals(tune.Callback):
+        def __init__(self):
+            self.values: list[float] = []
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            value = result.get(METRIC)
+            self.values.append(math.nan if value is None or result.get("diverged") else float(value))
+
+    class EpochBudget(tune.Stopper):
+        """Ends the search once ``budget`` epochs have been reported."""
+
+        def __init__(self):
+            self.spent = 0
+
+        def __call__(self, trial_id, result):
+            self.spent += 1
+            return False
+
+        def stop_all(self):
+            return self.spent >= budget
+
+    space = load_space(space_file(folder, task, method, seed, budget, args))
+    searcher, num_samples = driver.build_searcher(space)
+    arrivals = Arrivals()
+    trainable = tune.with_resources(
+        tune.with_parameters(replay_trial, curves=table["curves"], grid=table["grid"], time_scale=args.time_scale),
+        {"cpu": 1})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=driver.build_scheduler(space),
+                                    num_samples=num_samples, max_concurrent_trials=args.concurrency,
+                                    reuse_actors=True),
+        run_config=tune.RunConfig(name=space.name, storage_path=str(folder), stop=EpochBudget(),
+                                  callbacks=[arrivals], verbose=0))
+    tuner.fit()
+    return arrivals.values[:budget]
 
 
-def compare(random: dict, asha: dict) -> dict:
-    mode = random["mode"]
-    target = best_value(random["values"], mode)
-    reached = epochs_to_reach(asha["values"], target, mode)
-    return {
-        "random_best": target, "random_epochs": len(random["values"]),
-        "random_to_best": epochs_to_reach(random["values"], target, mode),
-        "asha_best": best_value(asha["values"], mode), "asha_epochs": len(asha["values"]),
-        "asha_to_target": reached,
-        "ratio": None if reached is None else reached / len(random["values"]),
-    }
+def one_epoch_top_k(table: dict, seed: int, budget: int) -> list[float]:
+    """Random configurations one epoch each until the budget less K full trainings, then the K
+    best by their first epoch trained on to MAX_T."""
+    rng = np.random.default_rng(seed)
+    keys = sorted(table["curves"])
+    screened = int(budget - TOP_K * (MAX_T - 1))
+    picks = [keys[i] for i in rng.integers(len(keys), size=screened)]
+    values = [first_value(table["curves"][k]) for k in picks]
+    ranked = sorted(set(picks), key=lambda k: first_value(table["curves"][k]))[:TOP_K]
+    for key in ranked:
+        values += [value_of(row) for row in table["curves"][key][1:]]
+    return values[:budget]
 
 
-def median_row(rows: list[dict]) -> dict:
-    """Each column's median over the seeds; "not reached" (None) counts as infinite."""
-    out = {}
-    for key in rows[0]:
-        values = [math.inf if r[key] is None else r[key] for r in rows]
-        middle = statistics.median(values)
-        out[key] = None if math.isinf(middle) else middle
+def value_of(row: dict) -> float:
+    return math.nan if row.get("diverged") else float(row[METRIC])
+
+
+def first_value(curve: list[dict]) -> float:
+    value = value_of(curve[0])
+    return math.inf if math.isnan(value) else value
+
+
+# --- the figures --------------------------------------------------------------------------------
+
+def best_so_far(values: list[float], budget: int) -> np.ndarray:
+    out = np.full(budget, np.nan)
+    best = math.inf
+    for i, value in enumerate(values[:budget]):
+        if math.isfinite(value):
+            best = min(best, value)
+        out[i] = best if math.isfinite(best) else np.nan
+    if len(values) < budget and len(values):  # a search that ended early keeps its best
+        out[len(values):] = out[len(values) - 1]
     return out
 
 
-def cell(value, digits: int = 0) -> str:
-    if value is None:
-        return "not reached"
-    return f"{value:.{digits}f}"
+def figures(curves: dict[str, list[np.ndarray]], budget: int) -> dict[str, dict]:
+    """Per method, against random search of the same seed: the fraction of the budget needed to
+    reach random's final best (quartiles), and the share of seeds ending at least as well."""
+    out = {}
+    targets = [c[-1] for c in curves["random"]]
+    for method, runs in curves.items():
+        fractions, wins, finals = [], 0, []
+        for curve, target in zip(runs, targets):
+            reached = np.flatnonzero(curve <= target)
+            fractions.append((reached[0] + 1) / budget if len(reached) else math.inf)
+            wins += bool(curve[-1] <= target)
+            finals.append(float(curve[-1]))
+        # Observed values only (never reaching it is infinite: no interpolation with it).
+        q1, median, q3 = np.percentile(fractions, [25, 50, 75], method="inverted_cdf")
+        out[method] = {"fraction_median": median, "fraction_q1": q1, "fraction_q3": q3,
+                       "at_least_random": wins / len(runs), "final_median": statistics.median(finals),
+                       "seeds": len(runs)}
+    return out
 
 
-def print_table(rows: dict, metric: str, args: argparse.Namespace) -> None:
-    header = ["seed", f"random: best {metric}", "random: epochs", "random: epochs to its best",
-              f"ASHA+TPE: best {metric}", "ASHA+TPE: epochs", "ASHA+TPE: epochs to random's best",
-              "ratio (target <= 0.333)"]
-    print(f"\n{args.trials} trials, {args.epochs} epochs each at most, {args.max_concurrent} at a time, "
-          f"ASHA grace {args.grace_period}, reduction factor {args.reduction_factor:g}; "
-          f"simple_cnn on digits; {metric}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + " --- |" * len(header))
-    for label, r in rows.items():
-        print(f"| {label} | {cell(r['random_best'], 4)} | {cell(r['random_epochs'])} | "
-              f"{cell(r['random_to_best'])} | {cell(r['asha_best'], 4)} | {cell(r['asha_epochs'])} | "
-              f"{cell(r['asha_to_target'])} | {cell(r['ratio'], 3)} |")
+def plot(curves: dict[str, list[np.ndarray]], budget: int, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    x = np.arange(1, budget + 1)
+    for method, runs in curves.items():
+        stack = np.vstack(runs)
+        q1, median, q3 = np.nanpercentile(stack, [25, 50, 75], axis=0)
+        (line,) = ax.plot(x, median, label=method, lw=1.8)
+        ax.fill_between(x, q1, q3, color=line.get_color(), alpha=0.15)
+    ax.set_xlabel("epochs spent (all trials)")
+    ax.set_ylabel(f"best {METRIC} so far (median, quartiles)")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=24, help="trials per search (N)")
-    parser.add_argument("--epochs", type=int, default=9, help="epoch budget of a trial (E, ASHA's max_t)")
-    parser.add_argument("--seeds", type=int, default=3, help="search seeds 0 .. SEEDS-1")
-    parser.add_argument("--metric", default="val_loss", choices=("val_loss", "val_accuracy", "val_f1"))
-    parser.add_argument("--max-concurrent", type=int, default=2)
-    parser.add_argument("--grace-period", type=int, default=1, help="ASHA's first rung, in epochs")
-    parser.add_argument("--reduction-factor", type=float, default=3)
-    parser.add_argument("--verbose", action="store_true", help="show Ray's trial table")
-    args = parser.parse_args()
+def print_table(result: dict[str, dict], header: str) -> None:
+    print(header)
+    print("| method | epochs to reach random's final best, fraction of the budget: median (quartiles) | "
+          "seeds ending at least as well as random | median final best |")
+    print("| --- | --- | --- | --- |")
+    for method, r in result.items():
+        cell = "not reached" if math.isinf(r["fraction_median"]) else f"{r['fraction_median']:.3f}"
+        quart = ", ".join("inf" if math.isinf(q) else f"{q:.3f}" for q in (r["fraction_q1"], r["fraction_q3"]))
+        print(f"| {method} | {cell} ({quart}) | {100 * r['at_least_random']:.0f} % | {r['final_median']:.4f} |")
 
+
+def replay(args) -> int:
     import ray
 
+    from search import driver
+
+    import logging
+
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)  # trials the budget stopped before a report
+    path = table_path(args.task)
+    if not path.exists():
+        print(f"no table at {path}: run `python benchmarks/search_efficiency.py record` first", file=sys.stderr)
+        return 2
+    table = json.loads(path.read_text())
+    budget = args.budget_trials * MAX_T
     driver.prepare_environment()
     began = time.perf_counter()
-    rows: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(prefix="search-efficiency-") as folder:
-        folder = Path(folder)
-        space_path = write_space(folder, args)
-        dataset = load_dataset(DATA)
-        VARIANTS["asha_tpe"].update(grace_period=args.grace_period, reduction_factor=args.reduction_factor)
-        ray.init(address="local", num_cpus=args.max_concurrent, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
-        try:
+    curves: dict[str, list[np.ndarray]] = {m: [] for m in [*METHODS, f"1epoch-top{TOP_K}"]}
+    trials_seen: dict[str, list[int]] = {m: [] for m in METHODS}
+    ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)
+    try:
+        with tempfile.TemporaryDirectory(prefix="replay-") as folder:
             for seed in range(args.seeds):
-                runs = {v: run_search(space_path, v, seed, dataset, folder, args.verbose) for v in VARIANTS}
-                rows[str(seed)] = compare(runs["random"], runs["asha_tpe"])
-        finally:
-            ray.shutdown()
-    rows["median"] = median_row(list(rows.values()))
-    print_table(rows, args.metric, args)
-    print(f"\n{time.perf_counter() - began:.0f} s in all")
+                for method in METHODS:
+                    values = run_method(table, args.task, method, seed, budget, Path(folder), args)
+                    curves[method].append(best_so_far(values, budget))
+                curves[f"1epoch-top{TOP_K}"].append(best_so_far(one_epoch_top_k(table, seed, budget), budget))
+                print(f"seed {seed}: " + ", ".join(f"{m} {c[-1][-1]:.4f}" for m, c in curves.items())
+                      + f" ({time.perf_counter() - began:.0f} s)", flush=True)
+    finally:
+        ray.shutdown()
+    result = figures(curves, budget)
+    print_table(result, f"\n{args.task}: {len(table['curves'])} configurations of {MAX_T} epochs; budget "
+                        f"{budget} epochs ({args.budget_trials} full trainings); ASHA grace {args.grace_period}, "
+                        f"reduction factor {args.reduction_factor:g}; {args.concurrency} trials at a time; "
+                        f"{args.seeds} seeds; {time.perf_counter() - began:.0f} s\n")
+    plot_path = Path(args.plot or ROOT / "docs" / f"search_efficiency_{args.task}.png")
+    plot(curves, budget, plot_path, f"{args.task}: best {METRIC} against epochs, {args.seeds} seeds")
+    print(f"plot: {plot_path}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "figures": result,
+                                               "curves": {m: [c.tolist() for c in cs] for m, cs in curves.items()}}))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("record", "replay"))
+    parser.add_argument("--task", default="digits", choices=sorted(TASKS))
+    parser.add_argument("--workers", type=int, default=2, help="record: trainings at a time")
+    parser.add_argument("--force", action="store_true", help="record: again, over the cached table")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--budget-trials", type=int, default=20, help="the budget: this many full trainings")
+    parser.add_argument("--grace-period", type=int, default=1)
+    parser.add_argument("--reduction-factor", type=float, default=3)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--time-scale", type=float, default=0.01, help="replayed seconds per recorded second")
+    parser.add_argument("--plot", help="the figure (default docs/search_efficiency_<task>.png)")
+    parser.add_argument("--json", help="write the figures and every curve here")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a check that it runs: 8 configurations of 3 epochs, in a temporary cache")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        global CACHE, MAX_T
+        CACHE, MAX_T = Path(tempfile.mkdtemp(prefix="curves-smoke-")), 3
+        TASKS[args.task] = {**TASKS[args.task], "grid": {
+            "optimizer": ["adam", "sgd"], "lr": [1.0e-3, 1.0e-1], "batch_size": [64], "scheduler": ["none"],
+            "weight_decay": [1.0e-4, 1.0e-2]}}
+        record(args.task, args.workers, False)
+    if args.command == "record":
+        record(args.task, args.workers, args.force)
+        return 0
+    return replay(args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -157,7 +157,9 @@ def test_ray_job_submit_runs_the_same_search_with_the_set_read_on_each_node(clus
     assert "data sharing: path (data.share)" in out
     summary = json.loads((tmp_path / "results/as_job/summary.json").read_text())
     assert summary["complete"] and summary["cluster"]["data_sharing"] == "path"
-    assert {t["node_id"] for t in summary["trials"]} == set(node_ids(cluster).values())
+    # The cluster's nodes ran them (which ones is timing: two short trials can follow each other
+    # on one node's reused actor; spreading is the first test's, with trials long enough to overlap).
+    assert {t["node_id"] for t in summary["trials"]} <= set(node_ids(cluster).values())
     # The trials built the node's memory-mapped, normalized entry (the driver only decodes).
     assert list((cluster["base"] / "data-cache").glob("*.json"))
 
