@@ -394,11 +394,13 @@ def replay(args) -> int:
 
 
 def main(argv=None) -> int:
+    global CACHE, MAX_T
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=("record", "replay"))
     parser.add_argument("--task", default="digits", choices=sorted(TASKS))
     parser.add_argument("--workers", type=int, default=2, help="record: trainings at a time")
     parser.add_argument("--force", action="store_true", help="record: again, over the cached table")
+    parser.add_argument("--max-t", type=int, default=MAX_T, help="a full trial's epochs (ASHA's max_t)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--budget-trials", type=int, default=20, help="the budget: this many full trainings")
     parser.add_argument("--grace-period", type=int, default=1)
@@ -410,8 +412,8 @@ def main(argv=None) -> int:
     parser.add_argument("--smoke", action="store_true",
                         help="a check that it runs: 8 configurations of 3 epochs, in a temporary cache")
     args = parser.parse_args(argv)
+    MAX_T = args.max_t
     if args.smoke:
-        global CACHE, MAX_T
         CACHE, MAX_T = Path(tempfile.mkdtemp(prefix="curves-smoke-")), 3
         TASKS[args.task] = {**TASKS[args.task], "grid": {
             "optimizer": ["adam", "sgd"], "lr": [1.0e-3, 1.0e-1], "batch_size": [64], "scheduler": ["none"],

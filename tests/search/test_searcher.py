@@ -130,6 +130,43 @@ def test_out_of_memory_trials_are_infeasible():
     assert trial.constraints == {"diverged": 1.0} and trial.user_attrs["out_of_memory"]
 
 
+def test_the_saved_searcher_holds_running_trials_only(tmp_path):
+    """Ray pickles the searcher into every experiment snapshot: finished trials live in the study,
+    not in the snapshot, so its size stays flat as the search grows. A restored searcher goes on
+    with the running trial and ignores a repeated completion of a finished one."""
+    import os
+
+    # As the driver keeps it: in the results folder's journal (search.driver.build_searcher).
+    journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
+    searcher = _searcher(storage=optuna.storages.JournalStorage(journal))
+    for n in range(40):
+        searcher.suggest(f"done{n}")
+        searcher.on_trial_result(f"done{n}", {"val_auc": 0.5, "epoch": 1})
+        searcher.on_trial_complete(f"done{n}", {"val_auc": 0.6, "epoch": 3})
+    searcher.suggest("running")
+    searcher.on_trial_result("running", {"val_auc": 0.4, "epoch": 1})
+    path = tmp_path / "searcher.pkl"
+    searcher.save(str(path))
+    size_40 = os.path.getsize(path)
+    for n in range(40, 200):
+        searcher.suggest(f"done{n}")
+        searcher.on_trial_complete(f"done{n}", {"val_auc": 0.6, "epoch": 3})
+    searcher.save(str(tmp_path / "later.pkl"))
+    # What still grows is Optuna's index of the journal's lines (a few integers a trial); a
+    # finished trial kept in the searcher would add over a kilobyte.
+    growth = (os.path.getsize(tmp_path / "later.pkl") - size_40) / 160
+    assert growth < 200, f"the snapshot grows {growth:.0f} bytes a finished trial"
+    restored = _searcher()
+    restored.restore(str(path))
+    restored.on_trial_complete("done3", {"val_auc": 0.99, "epoch": 3})  # repeated: ignored
+    restored.on_trial_result("done3", {"val_auc": 0.99, "epoch": 2})
+    restored.on_trial_complete("running", {"val_auc": 0.7, "epoch": 3})
+    trials = {t.number: t for t in restored.study.trials}
+    assert trials[3].value == 0.6 and 2 not in trials[3].intermediate_values
+    assert trials[40].state == optuna.trial.TrialState.COMPLETE and trials[40].value == 0.7
+    assert trials[40].intermediate_values == {1: 0.4, 3: 0.7}
+
+
 def test_trials_asked_but_never_run_are_marked_failed_once_the_search_ends(tmp_path):
     import optuna
     from optuna.trial import TrialState
