@@ -54,11 +54,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ["CUDA_VISIBLE_DEVICES"] = ""
-os.environ.setdefault("WANDB_MODE", "disabled")
-
-import numpy as np  # noqa: E402
-import yaml  # noqa: E402
+import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,6 +76,21 @@ TASKS = {
             "weight_decay": [1.0e-6, 1.0e-4, 1.0e-2],
         },
     },
+    # `real` only: 900 simulated lens-finding images (2.3 non-lenses per lens, 101 px read at
+    # 32 px: at 64 px an epoch takes 7 s of one core here, too long for seeds of 180 epochs),
+    # the sampling strategies searched too.
+    "lens": {
+        "data": {"format": "fits_csv", "simulate": "lens_finding", "n": 900, "image_size": 32,
+                 "normalization": "asinh", "val_fraction": 0.2, "test_fraction": 0.1},
+        "trial": {"backbone": "simple_cnn", "seed": 0, "threads": 1},
+        "grid": {
+            "optimizer": ["adam", "sgd"],
+            "lr": [1.0e-5, 3.0e-5, 1.0e-4, 3.0e-4, 1.0e-3, 3.0e-3, 1.0e-2, 3.0e-2, 1.0e-1],
+            "batch_size": [16, 64, 256],
+            "sampling": ["none", "oversample", "undersample", "weighted"],
+            "weight_decay": [1.0e-6, 1.0e-4, 1.0e-2],
+        },
+    },
 }
 LOG_SEARCHED = ("lr", "weight_decay")
 METHODS = {  # name -> (search.algorithm, search.scheduler); 1epoch-top3 is computed from the table
@@ -88,6 +100,7 @@ METHODS = {  # name -> (search.algorithm, search.scheduler); 1epoch-top3 is comp
     "tpe+asha": ("optuna", "asha"),
 }
 TOP_K = 3
+COLORS = {"random": "C0", "random+asha": "C1", "tpe": "C2", "tpe+asha": "C3", f"1epoch-top{TOP_K}": "C4"}
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -189,6 +202,23 @@ def replay_trial(config: dict, curves: dict, grid: dict, time_scale: float) -> N
         tune.report({k: v for k, v in row.items() if k != "seconds"})
 
 
+def task_data(task: str) -> dict:
+    """The task's ``data:`` block; a simulated set is made once in the cache."""
+    data = dict(TASKS[task]["data"])
+    kind, n = data.pop("simulate", None), data.pop("n", None)
+    if kind:
+        from trainable.simulate import simulate
+
+        folder = CACHE / f"{kind}-{n}"
+        if not (folder / "classifications.csv").exists():
+            import shutil
+
+            shutil.rmtree(folder, ignore_errors=True)
+            simulate(kind, folder, n=n, seed=0)
+        data["path"] = str(folder)
+    return data
+
+
 def space_file(folder: Path, task: str, method: str, seed: int, budget: int, args) -> Path:
     grid = TASKS[task]["grid"]
     space = {name: ({"loguniform": [min(values), max(values)]} if name in LOG_SEARCHED else {"choice": values})
@@ -196,8 +226,10 @@ def space_file(folder: Path, task: str, method: str, seed: int, budget: int, arg
     algorithm, scheduler = METHODS[method]
     raw = {
         "name": f"{method.replace('+', '_')}-{seed}",
-        "data": TASKS[task]["data"], "metric": METRIC, "mode": MODE,
-        "trial": {**TASKS[task]["trial"], "epochs": MAX_T, "resources": {"cpu": 1, "gpu": 0}},
+        "data": task_data(task), "metric": METRIC, "mode": MODE,
+        # Real training: each seed trains with its own seed too (the table holds seed 0).
+        "trial": {**TASKS[task]["trial"], "epochs": MAX_T, "resources": {"cpu": 1, "gpu": 0},
+                  **({"seed": seed} if args.command == "real" else {})},
         "space": space,
         "search": {"algorithm": algorithm, "scheduler": scheduler, "num_samples": budget,
                    "max_concurrent": args.concurrency, "grace_period": args.grace_period,
@@ -210,8 +242,10 @@ def space_file(folder: Path, task: str, method: str, seed: int, budget: int, arg
     return path
 
 
-def run_method(table: dict, task: str, method: str, seed: int, budget: int, folder: Path, args) -> list[float]:
-    """One search; every epoch's value in the order the driver received them."""
+def run_method(table: dict | None, task: str, method: str, seed: int, budget: int, folder: Path, args,
+               dataset=None) -> list[float]:
+    """One search; every epoch's value in the order the driver received them. With ``table``
+    the trainable replays it, else (``dataset``) it is the real one, ``search.driver.trial``."""
     from ray import tune
 
     from search import driver
@@ -241,9 +275,13 @@ def run_method(table: dict, task: str, method: str, seed: int, budget: int, fold
     space = load_space(space_file(folder, task, method, seed, budget, args))
     searcher, num_samples = driver.build_searcher(space)
     arrivals = Arrivals()
-    trainable = tune.with_resources(
-        tune.with_parameters(replay_trial, curves=table["curves"], grid=table["grid"], time_scale=args.time_scale),
-        {"cpu": 1})
+    if table is None:
+        trainable = driver.trainable_for(space, dataset)
+    else:
+        trainable = tune.with_resources(
+            tune.with_parameters(replay_trial, curves=table["curves"], grid=table["grid"],
+                                 time_scale=args.time_scale),
+            {"cpu": 1})
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=driver.build_scheduler(space),
@@ -320,14 +358,17 @@ def plot(curves: dict[str, list[np.ndarray]], budget: int, path: Path, title: st
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     x = np.arange(1, budget + 1)
+    finals = [float(np.nanmedian([c[-1] for c in runs])) for runs in curves.values()]
     for method, runs in curves.items():
         stack = np.vstack(runs)
         q1, median, q3 = np.nanpercentile(stack, [25, 50, 75], axis=0)
-        (line,) = ax.plot(x, median, label=method, lw=1.8)
+        (line,) = ax.plot(x, median, label=method, lw=1.8, color=COLORS.get(method))
         ax.fill_between(x, q1, q3, color=line.get_color(), alpha=0.15)
     ax.set_xlabel("epochs spent (all trials)")
     ax.set_ylabel(f"best {METRIC} so far (median, quartiles)")
     ax.set_yscale("log")
+    # The end of the race is the point: from the best median final to a few times the worst.
+    ax.set_ylim(0.9 * min(finals), 4 * max(finals))
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
@@ -349,43 +390,56 @@ def print_table(result: dict[str, dict], header: str) -> None:
 
 
 def replay(args) -> int:
+    """``replay`` (the table through the driver) or ``real`` (real training through the driver)."""
+    import logging
+
     import ray
 
     from search import driver
 
-    import logging
-
     logging.getLogger("ray.tune").setLevel(logging.ERROR)  # trials the budget stopped before a report
-    path = table_path(args.task)
-    if not path.exists():
-        print(f"no table at {path}: run `python benchmarks/search_efficiency.py record` first", file=sys.stderr)
-        return 2
-    table = json.loads(path.read_text())
+    table, dataset = None, None
+    if args.command == "replay":
+        path = table_path(args.task)
+        if not path.exists():
+            print(f"no table at {path}: run `python benchmarks/search_efficiency.py record` first", file=sys.stderr)
+            return 2
+        table = json.loads(path.read_text())
+        size = f"{len(table['curves'])} recorded configurations of {MAX_T} epochs"
+    else:
+        from trainable.data import load_dataset
+
+        dataset = load_dataset(task_data(args.task))
+        size = f"real training, {len(dataset.splits['train'])} training images, at most {MAX_T} epochs a trial"
     budget = args.budget_trials * MAX_T
     driver.prepare_environment()
     began = time.perf_counter()
-    curves: dict[str, list[np.ndarray]] = {m: [] for m in [*METHODS, f"1epoch-top{TOP_K}"]}
-    trials_seen: dict[str, list[int]] = {m: [] for m in METHODS}
+    methods = [m for m in METHODS if m in (args.methods or METHODS)]
+    curves: dict[str, list[np.ndarray]] = {m: [] for m in methods}
+    if table is not None:
+        curves[f"1epoch-top{TOP_K}"] = []
     ray.init(address="local", num_cpus=args.concurrency, include_dashboard=False, log_to_driver=False,
              configure_logging=False)
     try:
-        with tempfile.TemporaryDirectory(prefix="replay-") as folder:
+        with tempfile.TemporaryDirectory(prefix=f"{args.command}-") as folder:
             for seed in range(args.seeds):
-                for method in METHODS:
-                    values = run_method(table, args.task, method, seed, budget, Path(folder), args)
+                for method in methods:
+                    values = run_method(table, args.task, method, seed, budget, Path(folder), args, dataset)
                     curves[method].append(best_so_far(values, budget))
-                curves[f"1epoch-top{TOP_K}"].append(best_so_far(one_epoch_top_k(table, seed, budget), budget))
+                if table is not None:
+                    curves[f"1epoch-top{TOP_K}"].append(best_so_far(one_epoch_top_k(table, seed, budget), budget))
                 print(f"seed {seed}: " + ", ".join(f"{m} {c[-1][-1]:.4f}" for m, c in curves.items())
                       + f" ({time.perf_counter() - began:.0f} s)", flush=True)
     finally:
         ray.shutdown()
     result = figures(curves, budget)
-    print_table(result, f"\n{args.task}: {len(table['curves'])} configurations of {MAX_T} epochs; budget "
-                        f"{budget} epochs ({args.budget_trials} full trainings); ASHA grace {args.grace_period}, "
-                        f"reduction factor {args.reduction_factor:g}; {args.concurrency} trials at a time; "
-                        f"{args.seeds} seeds; {time.perf_counter() - began:.0f} s\n")
-    plot_path = Path(args.plot or ROOT / "docs" / f"search_efficiency_{args.task}.png")
-    plot(curves, budget, plot_path, f"{args.task}: best {METRIC} against epochs, {args.seeds} seeds")
+    print_table(result, f"\n{args.task} ({args.command}): {size}; budget {budget} epochs ({args.budget_trials} "
+                        f"full trainings); ASHA grace {args.grace_period}, reduction factor "
+                        f"{args.reduction_factor:g}; {args.concurrency} trials at a time; {args.seeds} seeds; "
+                        f"{time.perf_counter() - began:.0f} s\n")
+    suffix = "" if args.command == "replay" else "_real"
+    plot_path = Path(args.plot or ROOT / "docs" / f"search_efficiency_{args.task}{suffix}.png")
+    plot(curves, budget, plot_path, f"{args.task} ({args.command}): best {METRIC} against epochs, {args.seeds} seeds")
     print(f"plot: {plot_path}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "figures": result,
@@ -396,7 +450,7 @@ def replay(args) -> int:
 def main(argv=None) -> int:
     global CACHE, MAX_T
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("record", "replay"))
+    parser.add_argument("command", choices=("record", "replay", "real"))
     parser.add_argument("--task", default="digits", choices=sorted(TASKS))
     parser.add_argument("--workers", type=int, default=2, help="record: trainings at a time")
     parser.add_argument("--force", action="store_true", help="record: again, over the cached table")
@@ -409,20 +463,44 @@ def main(argv=None) -> int:
     parser.add_argument("--time-scale", type=float, default=0.01, help="replayed seconds per recorded second")
     parser.add_argument("--plot", help="the figure (default docs/search_efficiency_<task>.png)")
     parser.add_argument("--json", help="write the figures and every curve here")
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), help="replay, real: these only")
+    parser.add_argument("--tpe", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="TPE settings over the driver's (e.g. n_startup_trials=5 multivariate=false): "
+                             "to try a change of the search before making it")
     parser.add_argument("--smoke", action="store_true",
                         help="a check that it runs: 8 configurations of 3 epochs, in a temporary cache")
     args = parser.parse_args(argv)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch is imported: CPU trials, as recorded
+    os.environ.setdefault("WANDB_MODE", "disabled")
     MAX_T = args.max_t
+    if args.command != "real" and "n" in TASKS[args.task]["data"]:
+        parser.error(f"--task {args.task}: real training only (`real`)")
     if args.smoke:
         CACHE, MAX_T = Path(tempfile.mkdtemp(prefix="curves-smoke-")), 3
         TASKS[args.task] = {**TASKS[args.task], "grid": {
             "optimizer": ["adam", "sgd"], "lr": [1.0e-3, 1.0e-1], "batch_size": [64], "scheduler": ["none"],
             "weight_decay": [1.0e-4, 1.0e-2]}}
-        record(args.task, args.workers, False)
+        if args.command != "real":
+            record(args.task, args.workers, False)
     if args.command == "record":
         record(args.task, args.workers, args.force)
         return 0
+    if args.tpe:
+        override_tpe(dict(option.split("=", 1) for option in args.tpe))
     return replay(args)
+
+
+def override_tpe(options: dict[str, str]) -> None:
+    """The driver's TPE sampler with ``options`` (YAML values) over its own settings."""
+    import optuna
+
+    values = {k: yaml.safe_load(v) for k, v in options.items()}
+    base = optuna.samplers.TPESampler
+
+    def sampler(**kwargs):  # a TPESampler itself: the searcher's snapshots pickle it
+        return base(**{**kwargs, **values})
+
+    optuna.samplers.TPESampler = sampler
 
 
 if __name__ == "__main__":

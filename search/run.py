@@ -269,7 +269,6 @@ class Fitted:
     dataset: ImageDataset
     sizing: budget.Sizing | None = None
     cost: budget.Cost | None = None
-    start_until: float | None = None  # time.time() after which no trial starts
     time_budget_s: float | None = None  # left for the trials, after the timing
     total_s: float | None = None  # left for the trials and the best trial's training on (search.train_on)
 
@@ -306,10 +305,9 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
             print(sizing.short_line(), flush=True)
     if sized.data.image_size != space.data.image_size:
         dataset = prepare_data(sized)
-    # Both count from the trials' start, about now: the timing is paid out of the budget.
-    start_until = None if cost is None else time.time() + sizing.start_until_s
+    # Both count from the trials' start (start_search): the timing is paid out of the budget.
     trials_s = sizing.search_s if sizing.train_on_s else left
-    return Fitted(sized, dataset, sizing, cost, start_until, trials_s, left)
+    return Fitted(sized, dataset, sizing, cost, trials_s, left)
 
 
 def start_search(plan: Plan, fitted: Fitted, sharing: str, mode: str):
@@ -328,10 +326,13 @@ def start_search(plan: Plan, fitted: Fitted, sharing: str, mode: str):
             space.wandb.project, space.wandb.entity, plan.name, mode, plan.folder, fixed=space.trial,
             validation=(dataset.images.numpy(), val_rows, dataset.labels.numpy()[val_rows],
                         list(dataset.class_names)))
+    # No trial starts after this: counted from now, as Ray counts time_budget_s from the tuner's
+    # start (not from the sizing, which the data's hand-over and W&B's start follow).
+    start_until = None if fitted.cost is None else time.time() + fitted.sizing.start_until_s
     tuner = driver.build_tuner(space, dataset, plan.name, plan.storage, [callback] if callback else [],
                                sharing, journal=plan.folder / STUDY_FILE,
                                planned=fitted.sizing.expected_trials if fitted.sizing else None,
-                               start_until=fitted.start_until, time_budget_s=fitted.time_budget_s,
+                               start_until=start_until, time_budget_s=fitted.time_budget_s,
                                min_starts=fitted.sizing.slots if fitted.sizing else 1)
     return tuner, callback
 
