@@ -6,6 +6,10 @@ Usage:
     python benchmarks/search_efficiency.py record [--workers 2]          # once: the table (cached)
     python benchmarks/search_efficiency.py replay [--seeds 20] [--budget-trials 20]
                                                   [--grace-period 1] [--concurrency 2] [--json F]
+                                                  [--methods M ...] [--tpe KEY=VALUE ...]
+    python benchmarks/search_efficiency.py real --task digits|lens [--seeds 3] [--methods M ...]
+
+BENCHMARKS.md ("Search efficiency") ran them with ``--max-t 9``.
 
 **record.** Every configuration of a discrete space is trained by the real trainable
 (``trainable.train.train``, one thread each, ``--workers`` at a time, seed 0) for ``MAX_T``
@@ -28,6 +32,10 @@ spent. Methods: ``random`` (full training), ``random+asha``, ``tpe`` (no early s
 ``tpe+asha`` (the project's default), and ``1epoch-top3`` ("Is one epoch all you need?", arXiv
 2307.15422: random configurations trained one epoch until the budget less three full trainings
 is spent, then the three best go on to ``MAX_T``; computed from the table, in the same units).
+
+**real.** The same searches through the driver with the real trainable (``search.driver.trial``)
+instead of the table: digits, or 900 simulated lens-finding images at 32 px with the sampling
+strategies searched; each seed trains its trials with that seed. No one-epoch baseline.
 
 For each method and seed, the best ``val_loss`` so far (any epoch of any trial) after each epoch
 spent. Figures of merit, for each method against random search of the same seed: the epochs it
