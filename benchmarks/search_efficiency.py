@@ -494,6 +494,14 @@ def main(argv=None) -> int:
         record(args.task, args.workers, args.force)
         return 0
     if args.tpe:
+        import inspect
+
+        import optuna
+
+        known = inspect.signature(optuna.samplers.TPESampler).parameters
+        for option in args.tpe:
+            if "=" not in option or option.split("=", 1)[0] not in known:
+                parser.error(f"--tpe {option}: KEY=VALUE with KEY one of optuna.samplers.TPESampler's arguments")
         override_tpe(dict(option.split("=", 1) for option in args.tpe))
     return replay(args)
 
