@@ -5,8 +5,8 @@ Usage:
                                       [--json FILE] [--profile FILE]
 
 The driver (``search.driver.build_tuner`` + ``tuner.fit()``, Optuna TPE with the settings a
-search uses, ASHA with a grace period of 1 epoch and reduction factor 3, one checkpoint kept a
-trial, the W&B callback offline unless ``--no-wandb``) runs ``--trials`` trials of the real
+search uses, ASHA with a grace period of 1 epoch and reduction factor 3, the checkpoints a search
+keeps, the W&B callback offline unless ``--no-wandb``) runs ``--trials`` trials of the real
 trainable on scikit-learn's digits (8x8, ``simple_cnn``, batch 256: about 0.1 s of training an
 epoch), ``--concurrency`` at a time, over a space of ten parameters with conditional ones (what
 TPE's suggestion cost grows with). Recorded on the driver:

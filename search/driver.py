@@ -184,8 +184,9 @@ def prepare_environment() -> None:
     killed driver loses at most that much bookkeeping."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")
-    # Keeping one checkpoint per trial makes Ray snapshot the experiment after every checkpoint
-    # (so a resumed search knows each trial's latest one); that is wanted, not worth a warning.
+    # Ray snapshots the experiment when a trial has written CheckpointConfig(num_to_keep)
+    # checkpoints since the last snapshot (so a resumed search never names a deleted one); with
+    # short epochs that is often, and wanted, not worth a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
@@ -215,9 +216,11 @@ def run_config(space: Space, name: str, storage: str, callbacks: list):
     return tune.RunConfig(
         name=name, storage_path=storage, callbacks=callbacks,
         progress_reporter=progress_reporter(space), verbose=1,
-        # Each trial's latest checkpoint only: it holds the best epoch's weights too
-        # (trainable.checkpoint), without a second copy of the optimizer state.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+        # Each trial's two latest checkpoints; the latest holds the best epoch's weights too
+        # (trainable.checkpoint). Keeping one made Ray snapshot the whole experiment after every
+        # epoch of every trial, a cost that grows with the trials (BENCHMARKS.md, "The driver at
+        # 1,000 trials": 0.53 against 0.17 slot-s a trial at trial 1,000); two cost twice the disk.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         # A trial whose worker or node died restarts from its latest checkpoint, twice at most.
         failure_config=tune.FailureConfig(max_failures=2),
     )

@@ -184,14 +184,16 @@ def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_th
     assert f"final model: {chosen['name']} (trial" in proc.stdout and "best trial, argmax" in proc.stdout
 
 
-def test_each_trial_keeps_one_checkpoint_with_the_best_weights_alone(finished):
+def test_each_trial_keeps_its_two_latest_checkpoints_the_last_with_the_best_weights_alone(finished):
     from trainable.checkpoint import BEST_FILE, CHECKPOINT_FILE, load_best
 
     workdir, _ = finished
     folder = workdir / "results/tiny_lens"
     summary = json.loads((folder / "summary.json").read_text())
     for trial in summary["trials"]:
-        (checkpoint,) = (folder / f"trial_{trial['trial_id']}").glob("checkpoint_*")
+        kept = sorted((folder / f"trial_{trial['trial_id']}").glob("checkpoint_*"))
+        assert len(kept) == min(2, trial["epochs"]), kept  # one a reported epoch, the older deleted
+        checkpoint = kept[-1]
         assert {p.name for p in checkpoint.iterdir()} >= {CHECKPOINT_FILE, BEST_FILE}
         best = load_best(checkpoint)
         assert "optimizer" not in best and (best["epoch"], best["value"]) == (trial["best_epoch"], trial["best"])
