@@ -31,6 +31,7 @@ from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STU
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
+MANY_CLASSES = 12  # above this, ROC and confusion-matrix figures stop labelling each class
 FANOVA_MIN_TRIALS = 3  # trials with a value; fANOVA's forest on fewer is a coin toss
 PED_ANOVA_MIN_TRIALS = 2
 FEW_TRIALS = 10  # below this, importances are flagged as indicative only
@@ -498,12 +499,17 @@ def roc_curves(frame: pd.DataFrame,
 def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
     frame, names = read_predictions(folder, summary)
     curves = roc_curves(frame, names)
+    many = len(names) > MANY_CLASSES  # one grey curve a class, unlabelled; the worst named below
     with _figure(png, figsize=(5.2, 5.0)) as fig:
         ax = fig.add_subplot()
         for k, (label, fpr, tpr, area) in enumerate(curves):
             macro = label == "macro average"
             text = (f"{label} (AUC = {area:.3f},\nmean of one-vs-rest AUCs)" if macro
                     else f"{label} (AUC = {area:.3f})")
+            if many and not macro:
+                ax.plot(fpr, tpr, lw=0.6, color="0.65", alpha=0.6,
+                        label=f"each class vs rest ({len(curves) - 1} curves)" if k == 0 else None)
+                continue
             ax.plot(fpr, tpr, lw=2.2 if macro or len(curves) == 1 else 1.5, ls="--" if macro else "-",
                     color="black" if macro else f"C{k}", label=text)
         threshold = (summary.get("test") or {}).get("threshold")
@@ -530,6 +536,10 @@ def plot_roc(folder: Path, summary: dict[str, Any], png: Path) -> str:
                     "one-vs-rest AUCs (the macro ROC AUC of the summary), not the area under it.")
         if len(curves) - 1 < len(names):  # sklearn's is undefined (NaN) with a class missing
             caption += f" Only {len(curves) - 1} of the {len(names)} classes are in the test split."
+    if many:
+        worst = sorted(curves[:-1], key=lambda c: c[3])[:3]
+        caption += " The hardest classes: " + ", ".join(
+            f"{label.removeprefix('class ').removesuffix(' vs rest')} (AUC {area:.3f})" for label, _, _, area in worst) + "."
     return caption
 
 
@@ -540,6 +550,8 @@ def plot_confusion_matrix(folder: Path, summary: dict[str, Any], png: Path) -> s
     counts = confusion_matrix(frame["true"], frame["predicted"], labels=names)
     rows = counts.sum(axis=1, keepdims=True)
     fractions = np.divide(counts, rows, out=np.zeros(counts.shape, float), where=rows > 0)
+    if len(names) > MANY_CLASSES:
+        return _confusion_heatmap(counts, fractions, names, len(frame), png)
     size = 3.2 + 0.55 * len(names)
     with _figure(png, figsize=(size + 1.2, size)) as fig:
         ax = fig.add_subplot()
@@ -554,6 +566,31 @@ def plot_confusion_matrix(folder: Path, summary: dict[str, Any], png: Path) -> s
                title=f"Confusion matrix, test split (n = {len(frame)})")
     return ("Counts, and the fraction of each true class (rows sum to 100%), for the final model deciding at "
             "its threshold on the test split.")
+
+
+def _confusion_heatmap(counts: np.ndarray, fractions: np.ndarray, names: list[str], n: int, png: Path) -> str:
+    """The confusion matrix of many classes: fractions as colours only (numbers in 10,000 cells are
+    unreadable), every class ticked, and the most frequent confusions named in the caption."""
+    with _figure(png, figsize=(9.6, 8.4)) as fig:
+        ax = fig.add_subplot()
+        image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        step = max(1, len(names) // 25)
+        ticks = np.arange(0, len(names), step)
+        ax.set_xticks(ticks, [names[i] for i in ticks], rotation=90, fontsize=7)
+        ax.set_yticks(ticks, [names[i] for i in ticks], fontsize=7)
+        fig.colorbar(image, ax=ax, label="fraction of the true class (row)")
+        ax.set(xlabel="predicted class", ylabel="true class", title=f"Confusion matrix, test split (n = {n})")
+    off = counts.copy()
+    np.fill_diagonal(off, 0)
+    pairs = [(int(off[i, j]), names[i], names[j]) for i, j in zip(*np.unravel_index(np.argsort(-off, axis=None)[:5], off.shape))
+             if off[i, j] > 0]
+    ticked = f", every {step}th labelled" if step > 1 else ""
+    caption = (f"The fraction of each true class (rows sum to 100%) for the final model deciding on the test "
+               f"split, {len(names)} classes{ticked}.")
+    if pairs:
+        caption += " The most frequent confusions (true -> predicted, images): " + ", ".join(
+            f"{t} -> {p} ({c})" for c, t, p in pairs) + "."
+    return caption
 
 
 def plot_reliability(folder: Path, summary: dict[str, Any], png: Path) -> str:

@@ -78,7 +78,7 @@ def check_data_source(space: Space) -> None:
     data = space.data
     if data.path and not data.root.exists() and not data.simulate:
         raise UserError(f"{space.path}: data.path: {data.path} does not exist (and no data.simulate "
-                        "names a simulator to create it)")
+                        "names a simulator to create it); point it at your copy with --set data.path=DIR")
 
 
 def prepare_data(space: Space):

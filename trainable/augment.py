@@ -1,4 +1,5 @@
-"""Batched, physically valid augmentations of lens images: flips, rotations and small shifts.
+"""Batched, physically valid augmentations of lens images: flips, rotations and small shifts; and
+for photographs (CIFAR-10 and the like), left-right mirrors and padded random crops.
 
     config = AugmentConfig.from_config({"augment_flip": True, "augment_rotate": 180.0})
     if config.enabled:
@@ -6,8 +7,10 @@
 
 A lensed image is still a lens after rotating or mirroring it, so the dihedral group (flips,
 quarter turns) is applied losslessly and arbitrary rotations and shifts through one bilinear
-resampling. Nothing shears, stretches, scales, crops or blurs: that would distort the arcs.
-Every random draw comes from ``generator``, so a seed fixes the output. Labels are untouched.
+resampling. Nothing shears, stretches, scales or blurs: that would distort the arcs. A photograph
+has an up and a down: ``hflip`` mirrors it left-right only, and ``crop`` is the usual pad-and-crop
+(whole-pixel shifts, lossless, edges repeated into the padding). Every random draw comes from
+``generator``, so a seed fixes the output. Labels are untouched.
 """
 
 from __future__ import annotations
@@ -32,36 +35,46 @@ class AugmentConfig:
             angle, 0 none. Bilinear resampling.
         translate: Shift uniform in [-translate, +translate] times the image size, per axis;
             0 is none, below 0.5.
+        hflip: Random left-right mirror only, with probability 0.5 (photographs; ``flip``
+            mirrors both ways).
+        crop: Pad each side by this fraction of the size (edges repeated), then crop the
+            original size at a random whole-pixel offset: 0.125 is CIFAR's 4-pixel crop.
     """
 
     flip: bool = False
     rot90: bool = False
     rotate: float = 0.0
     translate: float = 0.0
+    hflip: bool = False
+    crop: float = 0.0
 
     def __post_init__(self) -> None:
         problems = [f"augment_{key}: expected a bool, got {getattr(self, key)!r}"
-                    for key in ("flip", "rot90") if not isinstance(getattr(self, key), bool)]
+                    for key in ("flip", "rot90", "hflip") if not isinstance(getattr(self, key), bool)]
         if not (_is_number(self.rotate) and 0 <= self.rotate <= 180):
             problems.append(f"augment_rotate: expected degrees in [0, 180], got {self.rotate!r}")
         if not (_is_number(self.translate) and 0 <= self.translate < 0.5):
             problems.append(f"augment_translate: expected a fraction of the image size in "
                             f"[0, 0.5), got {self.translate!r}")
+        if not (_is_number(self.crop) and 0 <= self.crop < 0.5):
+            problems.append(f"augment_crop: expected a fraction of the image size in [0, 0.5), "
+                            f"got {self.crop!r}")
         if problems:
             raise UserError("; ".join(problems))
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "AugmentConfig":
-        """Read the flat trial keys ``augment_flip``, ``augment_rot90``, ``augment_rotate`` and
-        ``augment_translate``; missing keys take the defaults, other keys are ignored."""
+        """Read the flat trial keys ``augment_flip``, ``augment_rot90``, ``augment_rotate``,
+        ``augment_translate``, ``augment_hflip`` and ``augment_crop``; missing keys take the
+        defaults, other keys are ignored."""
         defaults = cls()
         return cls(**{name: config.get(f"augment_{name}", getattr(defaults, name))
-                      for name in ("flip", "rot90", "rotate", "translate")})
+                      for name in ("flip", "rot90", "rotate", "translate", "hflip", "crop")})
 
     @property
     def enabled(self) -> bool:
         """False when every option is off: the training loop then skips :func:`augment`."""
-        return self.flip or self.rot90 or self.rotate > 0 or self.translate > 0
+        return self.flip or self.rot90 or self.rotate > 0 or self.translate > 0 or self.hflip or self.crop > 0
 
     def check_image_size(self, height: int, width: int) -> None:
         """Raise :class:`UserError` if these options cannot apply to ``height`` x ``width``
@@ -95,8 +108,9 @@ def augment(images: torch.Tensor, config: AugmentConfig,
     def per_image(mask: torch.Tensor) -> torch.Tensor:
         return mask.view(-1, 1, 1, 1)
 
-    if config.flip:
+    if config.flip or config.hflip:
         images = torch.where(per_image(uniform(batch) < 0.5), images.flip(-1), images)
+    if config.flip:
         images = torch.where(per_image(uniform(batch) < 0.5), images.flip(-2), images)
     if config.rot90:
         k = (uniform(batch) * 4).long().clamp_(max=3)
@@ -109,7 +123,26 @@ def augment(images: torch.Tensor, config: AugmentConfig,
         angles = (2 * uniform(batch) - 1) * config.rotate
         shifts = (2 * uniform(batch, 2) - 1) * config.translate
         images = _affine(images, angles, shifts)
+    if config.crop > 0:
+        images = _crop(images, config.crop, uniform(batch, 2))
     return images
+
+
+def _crop(images: torch.Tensor, fraction: float, draws: torch.Tensor) -> torch.Tensor:
+    """Pad each side by ``fraction`` of the size (edge pixels repeated), then take an
+    original-size window at a whole-pixel offset per image (``draws``: (B, 2) in [0, 1))."""
+    batch, _, height, width = images.shape
+    pad_y, pad_x = round(fraction * height), round(fraction * width)
+    if not (pad_y or pad_x):
+        return images
+    padded = F.pad(images, (pad_x, pad_x, pad_y, pad_y), mode="replicate")
+    dy = (draws[:, 0] * (2 * pad_y + 1)).long().clamp_(max=2 * pad_y)
+    dx = (draws[:, 1] * (2 * pad_x + 1)).long().clamp_(max=2 * pad_x)
+    rows = (dy[:, None] + torch.arange(height, device=images.device))[:, None, :, None]  # (B, 1, H, 1)
+    cols = (dx[:, None] + torch.arange(width, device=images.device))[:, None, None, :]  # (B, 1, 1, W)
+    index = torch.arange(batch, device=images.device)[:, None, None, None]
+    channels = torch.arange(images.shape[1], device=images.device)[None, :, None, None]
+    return padded[index, channels, rows, cols]
 
 
 def _affine(images: torch.Tensor, angles_deg: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,9 @@ class TrainConfig:
         pretrained: Start from pretrained weights (a local file or timm's cache; never downloads).
         pretrained_path: Weights file for ``pretrained``; default timm's local cache.
         drop_rate: Dropout before the classifier.
+        cnn_width: ``simple_cnn``'s filters in its first block; the blocks have width, width,
+            2 x width, 4 x width, ... (64: the reference's 64-64-128-256). Other backbones ignore it.
+        cnn_depth: ``simple_cnn``'s conv blocks, each halving the image (4: the reference's).
         optimizer: ``adam``, ``adamw``, ``sgd`` (with ``momentum``) or ``ranger`` (RAdam + Lookahead).
         lr: Initial learning rate.
         weight_decay: Weight decay (not on biases and norm parameters).
@@ -39,6 +42,9 @@ class TrainConfig:
         augment_rot90: Random multiples of 90 degrees (square images).
         augment_rotate: Random rotation within +-this many degrees (180: any angle).
         augment_translate: Random shift within +-this fraction of the image size.
+        augment_hflip: Random left-right mirrors only (photographs, which have an up).
+        augment_crop: Pad-and-crop: pad by this fraction of the size, crop back at a random
+            whole-pixel offset (0.125: CIFAR's 4 pixels).
         batch_size: Images per step.
         epochs: Epochs to train; the search's ASHA ``max_t`` is this.
         seed: Seeds every random number generator: the same config and seed give the same
@@ -53,6 +59,8 @@ class TrainConfig:
     pretrained: bool = False
     pretrained_path: str | None = None
     drop_rate: float = 0.0
+    cnn_width: int = 64
+    cnn_depth: int = 4
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -70,6 +78,8 @@ class TrainConfig:
     augment_rot90: bool = False
     augment_rotate: float = 0.0
     augment_translate: float = 0.0
+    augment_hflip: bool = False
+    augment_crop: float = 0.0
     batch_size: int = 64
     epochs: int = 10
     seed: int = 0
@@ -96,7 +106,7 @@ class TrainConfig:
                   isinstance(value, expected))
             if not ok:
                 problems.append(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-        for key in ("lr", "batch_size", "epochs"):
+        for key in ("lr", "batch_size", "epochs", "cnn_width", "cnn_depth"):
             value = values.get(key, getattr(defaults, key))
             if isinstance(value, (int, float)) and value <= 0:
                 problems.append(f"{where}.{key}: must be positive, got {value!r}")

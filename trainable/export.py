@@ -195,7 +195,8 @@ class ExportedModel:
 
 def _member(entry: dict[str, Any], num_classes: int, in_chans: int, device) -> Member:
     config = TrainConfig.from_mapping(entry["config"])
-    network = build_backbone(config.backbone, entry["num_outputs"], in_chans, drop_rate=config.drop_rate)
+    network = build_backbone(config.backbone, entry["num_outputs"], in_chans, drop_rate=config.drop_rate,
+                             cnn_width=config.cnn_width, cnn_depth=config.cnn_depth)
     network.load_state_dict(entry["model"])
     loss = build_loss(config.loss, num_classes, label_smoothing=config.label_smoothing,
                       focal_gamma=config.focal_gamma, focal_alpha=config.focal_alpha)

@@ -20,18 +20,21 @@ CUSTOM_BACKBONES = ("simple_cnn",)
 
 
 class SimpleCNN(nn.Module):
-    """4 conv layers (64-64-128-256, 3x3, batch norm, ReLU, 2x2 max-pool) and dense 256-256 with dropout.
+    """Conv blocks (3x3, batch norm, ReLU, 2x2 max-pool) and dense 256-256 with dropout.
 
-    The custom CNN of the 100-class generated-images reference solution, sized for small images.
+    The custom CNN of the 100-class generated-images reference solution, sized for small images:
+    by default its 4 blocks of 64-64-128-256 filters. ``width`` scales the filters (the blocks
+    have width, width, 2 x width, 4 x width, 4 x width, ...) and ``depth`` sets the blocks.
     """
 
-    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.3):
+    def __init__(self, num_classes: int, in_chans: int = 3, dropout: float = 0.3, width: int = 64,
+                 depth: int = 4):
         super().__init__()
         layers, channels = [], in_chans
-        for width in (64, 64, 128, 256):
-            layers += [nn.Conv2d(channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+        for width_i in cnn_widths(width, depth):
+            layers += [nn.Conv2d(channels, width_i, 3, padding=1, bias=False), nn.BatchNorm2d(width_i),
                        nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
-            channels = width
+            channels = width_i
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(
             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 256), nn.ReLU(inplace=True),
@@ -40,6 +43,11 @@ class SimpleCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+def cnn_widths(width: int, depth: int) -> list[int]:
+    """Filters of each of ``simple_cnn``'s blocks: (64, 4) gives the reference's 64-64-128-256."""
+    return [width * (1, 1, 2)[i] if i < 3 else width * 4 for i in range(depth)]
 
 
 def _cached_weights(name: str) -> str | None:
@@ -58,7 +66,8 @@ def _cached_weights(name: str) -> str | None:
 
 
 def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bool = False,
-                   pretrained_path: str | None = None, drop_rate: float = 0.0) -> nn.Module:
+                   pretrained_path: str | None = None, drop_rate: float = 0.0, cnn_width: int = 64,
+                   cnn_depth: int = 4) -> nn.Module:
     """Create a classifier backbone.
 
     Args:
@@ -70,6 +79,8 @@ def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bo
         pretrained: Load pretrained weights from ``pretrained_path`` or the local timm cache.
         pretrained_path: A weights file (.safetensors / .pth) for this model.
         drop_rate: Dropout before the classifier (timm) or in the dense layers (simple_cnn).
+        cnn_width: ``simple_cnn``'s filters in its first block (:func:`cnn_widths`); others ignore it.
+        cnn_depth: ``simple_cnn``'s conv blocks; others ignore it.
 
     Raises:
         UserError: an unknown name, or pretrained weights that are not on this machine.
@@ -77,7 +88,7 @@ def build_backbone(name: str, num_classes: int, in_chans: int, *, pretrained: bo
     if name == "simple_cnn":
         if pretrained:
             raise UserError("backbone 'simple_cnn' has no pretrained weights; set pretrained: false")
-        return SimpleCNN(num_classes, in_chans, dropout=drop_rate)
+        return SimpleCNN(num_classes, in_chans, dropout=drop_rate, width=cnn_width, depth=cnn_depth)
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:8]
         hint = f"; similar timm models: {', '.join(close)}" if close else ""

@@ -85,7 +85,8 @@ def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
     torch.manual_seed(config.seed)
     model = build_backbone(config.backbone, LOSSES[config.loss].num_outputs(dataset.num_classes),
                            dataset.in_chans, pretrained=config.pretrained,
-                           pretrained_path=config.pretrained_path, drop_rate=config.drop_rate)
+                           pretrained_path=config.pretrained_path, drop_rate=config.drop_rate,
+                           cnn_width=config.cnn_width, cnn_depth=config.cnn_depth)
     model = model.to(device)
     if cuda and config.channels_last:
         model = model.to(memory_format=torch.channels_last)

@@ -214,7 +214,7 @@ def test_search_final_refits_the_best_configuration_and_checks_seeds(finished, t
     assert summary["test"]["accuracy"] == pytest.approx(refit_row["test"]["accuracy"], abs=1e-6)
     # New weights, not the best trial's checkpoint.
     model = load_model(copy / "best_model.pt")
-    (checkpoint,) = (copy / f"trial_{summary['best_trial']}").glob("checkpoint_*")
+    checkpoint = sorted((copy / f"trial_{summary['best_trial']}").glob("checkpoint_*"))[-1]  # the latest
     old = load_best(checkpoint)["model"]
     new = model.members[0].network.state_dict()
     assert any(not torch.equal(old[k], new[k].cpu()) for k in old if old[k].is_floating_point())

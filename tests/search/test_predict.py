@@ -29,6 +29,30 @@ def predict_ok(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return proc
 
 
+def predict_here(capsys, results: Path | str, *args: str) -> subprocess.CompletedProcess:
+    """``search.predict``'s command line run in this process (its ``main``, exit status and
+    output as the command gives them, without a new interpreter's imports)."""
+    from search.predict import main
+
+    capsys.readouterr()
+    try:
+        code = main([str(results), *args])
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["search.predict", str(results), *args], code, out, err)
+
+
+def outcome(proc: subprocess.CompletedProcess) -> tuple[int, str]:
+    return proc.returncode, proc.stderr
+
+
+def predict_here_ok(capsys, results: Path | str, *args: str) -> subprocess.CompletedProcess:
+    proc = predict_here(capsys, results, *args)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 @pytest.fixture(scope="module")
 def test_split(finished):
     workdir, _ = finished
@@ -50,7 +74,7 @@ def test_reproduces_the_test_split(finished, test_split, tmp_path):
     assert f"{len(test_split)} images" in proc.stdout and str(out) in proc.stdout
 
 
-def test_gzipped_fits_files_in_a_folder_are_classified_like_the_plain_ones(finished, test_split, tmp_path):
+def test_gzipped_fits_files_in_a_folder_are_classified_like_the_plain_ones(finished, test_split, tmp_path, capsys):
     import gzip
 
     workdir, _ = finished
@@ -58,8 +82,8 @@ def test_gzipped_fits_files_in_a_folder_are_classified_like_the_plain_ones(finis
     (tmp_path / "gz").mkdir()
     for path in first:
         (tmp_path / "gz" / (path.name + ".gz")).write_bytes(gzip.compress(path.read_bytes()))
-    predict_ok(workdir, RESULTS, str(tmp_path / "gz"), "--out", str(tmp_path / "gz.csv"))
-    predict_ok(workdir, RESULTS, *map(str, first), "--out", str(tmp_path / "plain.csv"))
+    predict_here_ok(capsys, workdir / RESULTS, str(tmp_path / "gz"), "--out", str(tmp_path / "gz.csv"))
+    predict_here_ok(capsys, workdir / RESULTS, *map(str, first), "--out", str(tmp_path / "plain.csv"))
     gz, plain = pd.read_csv(tmp_path / "gz.csv"), pd.read_csv(tmp_path / "plain.csv")
     assert [Path(f).name for f in gz["file"]] == [p.name + ".gz" for p in first]
     np.testing.assert_array_equal(gz.drop(columns="file").to_numpy(), plain.drop(columns="file").to_numpy())
@@ -83,7 +107,7 @@ def test_a_folder_gives_one_row_per_image_in_natural_order(finished):
     assert all(f"{name}: {n}" in line for name, n in counts.items())
 
 
-def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path):
+def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path, capsys):
     """The final stage stored whether its model averages over the 8 flips and rotations
     (``final.tta``, kept where validation chose it): predict does by default, and ``--tta`` /
     ``--no-tta`` override it. (That TTA is the mean over the 8 transforms is
@@ -93,10 +117,11 @@ def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path):
     workdir, _ = finished
     files = list(test_split["file"])
     out = {name: tmp_path / f"{name}.csv" for name in ("default", "tta", "plain")}
-    predict_ok(workdir, RESULTS, *files, "--out", str(out["default"]))
-    proc = predict_ok(workdir, RESULTS, *files, "--tta", "--out", str(out["tta"]))
+    results = workdir / RESULTS
+    predict_here_ok(capsys, results, *files, "--out", str(out["default"]))
+    proc = predict_here_ok(capsys, results, *files, "--tta", "--out", str(out["tta"]))
     assert "(TTA)" in proc.stdout
-    proc = predict_ok(workdir, RESULTS, *files, "--no-tta", "--out", str(out["plain"]))
+    proc = predict_here_ok(capsys, results, *files, "--no-tta", "--out", str(out["plain"]))
     assert "(TTA)" not in proc.stdout
     frames = {name: pd.read_csv(path) for name, path in out.items()}
     p_columns = [c for c in frames["tta"].columns if c.startswith("p_")]
@@ -109,17 +134,17 @@ def test_tta_as_the_model_file_says_unless_told(finished, test_split, tmp_path):
     y, x = np.mgrid[-50:51, -50:51]
     np.save(tmp_path / "round.npy", np.exp(-(x ** 2 + y ** 2) / 200.0).astype(np.float32)[None])
     round_plain, round_tta = tmp_path / "round_plain.csv", tmp_path / "round_tta.csv"
-    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--no-tta", "--out", str(round_plain))
-    predict_ok(workdir, RESULTS, str(tmp_path / "round.npy"), "--tta", "--out", str(round_tta))
+    predict_here_ok(capsys, results, str(tmp_path / "round.npy"), "--no-tta", "--out", str(round_plain))
+    predict_here_ok(capsys, results, str(tmp_path / "round.npy"), "--tta", "--out", str(round_tta))
     np.testing.assert_allclose(pd.read_csv(round_tta)[p_columns].to_numpy(),
                                pd.read_csv(round_plain)[p_columns].to_numpy(), rtol=0, atol=2e-7)
 
 
 @pytest.mark.parametrize("case", ["no results folder", "no model in folder", "missing image", "corrupt image",
                                   "folder without images"])
-def test_bad_inputs_are_one_line_and_write_nothing(finished, tmp_path, case):
+def test_bad_inputs_are_one_line_and_write_nothing(finished, tmp_path, case, capsys):
     workdir, _ = finished
-    results, image = RESULTS, str(workdir / "data/tiny_lens/files")
+    results, image = str(workdir / RESULTS), str(workdir / "data/tiny_lens/files")
     if case == "no results folder":
         results = named = str(tmp_path / "results/nothing")
     elif case == "no model in folder":
@@ -134,7 +159,10 @@ def test_bad_inputs_are_one_line_and_write_nothing(finished, tmp_path, case):
         (tmp_path / "empty/sub/notes.txt").write_text("no images here\n")
         image = named = str(tmp_path / "empty")
     out = tmp_path / "out.csv"
-    proc = predict(workdir, results, image, "--out", str(out))
+    if case == "no results folder":  # the command itself once; the others through its main here
+        proc = predict(workdir, results, image, "--out", str(out))
+    else:
+        proc = predict_here(capsys, results, image, "--out", str(out))
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {named}"), proc.stderr
@@ -171,17 +199,6 @@ def npy_image(path: Path, height: int, width: int) -> Path:
     return path
 
 
-def predict_here(capsys, *args: str) -> tuple[int, str]:
-    """``search.predict``'s main in this process: (exit status, stderr)."""
-    from search.predict import main
-
-    try:
-        status = main([*args])
-    except SystemExit as stop:
-        status = stop.code
-    return status, capsys.readouterr().err
-
-
 def test_the_model_file_records_the_training_images_size(tmp_path):
     from trainable.export import load_model
 
@@ -195,7 +212,7 @@ def test_an_image_of_another_size_is_refused_in_one_line_writing_nothing(tmp_pat
     good, bad = npy_image(tmp_path / "good.npy", 16, 16), npy_image(tmp_path / "bad.npy", 20, 20)
     for given in ([bad], [good, bad], [bad, good]):  # alone, after an image of the right size, before one
         out = tmp_path / "out.csv"
-        status, err = predict_here(capsys, str(results), *map(str, given), "--out", str(out))
+        status, err = outcome(predict_here(capsys, str(results), *map(str, given), "--out", str(out)))
         lines = err.strip().splitlines()
         assert status == 2 and len(lines) == 1, err
         assert lines[0].startswith(f"error: {bad}: ") and "20x20" in lines[0] and "16x16" in lines[0], err
@@ -206,7 +223,7 @@ def test_an_image_of_the_training_size_is_classified(tmp_path, capsys):
     results = exported(tmp_path / "results")
     out = tmp_path / "out.csv"
     good = npy_image(tmp_path / "good.npy", 16, 16)
-    status, err = predict_here(capsys, str(results), str(good), "--out", str(out))
+    status, err = outcome(predict_here(capsys, str(results), str(good), "--out", str(out)))
     assert status == 0, err
     frame = pd.read_csv(out)
     assert frame["file"].tolist() == [str(tmp_path / "good.npy")]
@@ -220,12 +237,12 @@ def test_a_model_with_a_resize_record_or_an_older_one_classifies_other_sizes(tmp
     results = (exported(tmp_path / "results", image_size=[16, 16]) if record == "a resize"
                else exported(tmp_path / "results", input_size=None))
     big = npy_image(tmp_path / "big.npy", 20, 20)
-    status, err = predict_here(capsys, str(results), str(big), "--out", str(tmp_path / "big.csv"))
+    status, err = outcome(predict_here(capsys, str(results), str(big), "--out", str(tmp_path / "big.csv")))
     assert status == 0, err
     if record == "a resize":  # resized as the data layer resized the training images
         np.save(tmp_path / "small.npy", stack_images([np.load(big)], [str(big)], (16, 16))[0])
-        status, err = predict_here(capsys, str(results), str(tmp_path / "small.npy"),
-                                   "--out", str(tmp_path / "small.csv"))
+        status, err = outcome(predict_here(capsys, str(results), str(tmp_path / "small.npy"),
+                                           "--out", str(tmp_path / "small.csv")))
         assert status == 0, err
         p = [pd.read_csv(tmp_path / f"{name}.csv")[["p_a", "p_b"]].to_numpy() for name in ("big", "small")]
         np.testing.assert_allclose(p[0], p[1], rtol=0, atol=1e-6)

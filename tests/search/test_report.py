@@ -324,6 +324,26 @@ def test_roc_curves_multiclass_with_the_macro_auc_of_the_summary(tmp_path):
     assert "mean of the one-vs-rest AUCs" in caption and (tmp_path / "roc.png").stat().st_size > 10_000
 
 
+def test_a_hundred_classes_draw_a_readable_roc_and_confusion_matrix(tmp_path):
+    rng = np.random.default_rng(1)
+    classes = [str(c) for c in range(100)]
+    truth = np.repeat(np.arange(100), 4)
+    scores = rng.dirichlet(np.ones(100), len(truth)) + 0.02 * np.eye(100)[truth]
+    scores[truth == 7, 7] = 0.0  # class 7 ranked last: the hardest class
+    scores[truth == 3, 42] += 1.0  # every 3 taken for a 42: the most frequent confusion
+    scores /= scores.sum(1, keepdims=True)
+    frame = pd.DataFrame({"true": np.array(classes)[truth], **{f"p_{c}": scores[:, k] for k, c in enumerate(classes)}})
+    frame.assign(predicted=np.array(classes)[scores.argmax(1)]).to_csv(tmp_path / "test_predictions.csv", index=False)
+    summary = {"test": {"class_names": classes}}
+    caption = figures.plot_roc(tmp_path, summary, tmp_path / "roc.png")
+    assert "The hardest classes: 7 (AUC 0.0" in caption
+    caption = figures.plot_confusion_matrix(tmp_path, summary, tmp_path / "cm.png")
+    assert "100 classes, every 4th labelled" in caption and "3 -> 42 (4)" in caption
+    for name in ("roc.png", "cm.png"):
+        with Image.open(tmp_path / name) as image:  # a figure of fixed size, not 0.55 inch a class
+            assert max(image.size) < 2000, image.size
+
+
 # Robustness: notes, never an exception -----------------------------------------------------------
 
 def test_without_study_and_misclassified_images_the_page_has_notes(finished, tmp_path, capsys):

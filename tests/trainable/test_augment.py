@@ -54,7 +54,8 @@ def test_disabled_config_returns_input_unchanged():
 
 
 @pytest.mark.parametrize("config", [AugmentConfig(flip=True), AugmentConfig(rot90=True),
-                                    AugmentConfig(rotate=1.0), AugmentConfig(translate=0.01)])
+                                    AugmentConfig(rotate=1.0), AugmentConfig(translate=0.01),
+                                    AugmentConfig(hflip=True), AugmentConfig(crop=0.1)])
 def test_enabled_when_any_option_on(config):
     assert config.enabled
 
@@ -75,6 +76,26 @@ def test_flip_gives_each_of_the_four_flips():
     for x, y in zip(images, out):
         seen.add(dihedral_index(y, [x, x.flip(-1), x.flip(-2), x.flip(-1).flip(-2)]))
     assert seen == {0, 1, 2, 3}
+
+
+def test_hflip_mirrors_left_right_only():
+    images = random_images(batch=64, channels=3, height=6, width=6)
+    out = augment(images, AugmentConfig(hflip=True), generator())
+    seen = {dihedral_index(y, [x, x.flip(-1)]) for x, y in zip(images, out)}  # never upside down
+    assert seen == {0, 1}
+
+
+def test_crop_takes_every_whole_pixel_window_of_the_edge_padded_image():
+    images = random_images(batch=400, channels=3, height=8, width=12)
+    out = augment(images, AugmentConfig(crop=0.25), generator())  # pads 2 rows, 3 columns
+    assert out.shape == images.shape
+    padded = torch.nn.functional.pad(images, (3, 3, 2, 2), mode="replicate")
+    offsets = set()
+    for x, y in zip(padded, out):
+        found = [(dy, dx) for dy in range(5) for dx in range(7) if torch.equal(y, x[:, dy:dy + 8, dx:dx + 12])]
+        assert found, "a crop is a window of the padded image, not a resampling"
+        offsets.add(found[0])
+    assert offsets == {(dy, dx) for dy in range(5) for dx in range(7)}
 
 
 def test_rot90_gives_each_of_the_four_turns():
@@ -187,7 +208,8 @@ def test_from_config_reads_flat_keys_and_defaults():
                                         ("augment_rotate", float("nan")),
                                         ("augment_rotate", "90"), ("augment_translate", -0.1),
                                         ("augment_translate", 0.5), ("augment_translate", True),
-                                        ("augment_flip", "yes"), ("augment_rot90", 1)])
+                                        ("augment_flip", "yes"), ("augment_rot90", 1),
+                                        ("augment_hflip", 1), ("augment_crop", 0.5), ("augment_crop", -0.1)])
 def test_invalid_values_raise_naming_the_key(key, value):
     with pytest.raises(UserError, match=key):
         AugmentConfig.from_config({key: value})

@@ -106,3 +106,18 @@ def test_refreshed_batchnorm_statistics_are_the_images_own_with_dropout_off():
     torch.testing.assert_close(bn.running_var, torch.stack([b.var((0, 2, 3), unbiased=True) for b in batches]).mean(0))
     assert not network.training and not bn.training and bn.momentum == 0.1
     assert not refresh_batchnorm(nn.Sequential(nn.Conv2d(1, 4, 3)), images)  # nothing to refresh
+
+
+def test_simple_cnn_width_and_depth_are_rebuilt_from_the_config(tmp_path, images):
+    default = [m.out_channels for m in build_backbone("simple_cnn", 2, 1).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert default == [64, 64, 128, 256]  # the reference's CNN
+    torch.manual_seed(0)
+    network = build_backbone("simple_cnn", 2, 1, cnn_width=16, cnn_depth=5)
+    assert [m.out_channels for m in network.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 16, 32, 64, 64]
+    folder = tmp_path / "narrow"
+    folder.mkdir()
+    torch.save({"model": network.state_dict(), "epoch": 1, "value": 0.5,
+                "config": TrainConfig(cnn_width=16, cnn_depth=5).to_dict(), **ABOUT}, folder / BEST_FILE)
+    model = load_model(export_model(folder, tmp_path / "narrow.pt"))  # the state dict fits only this shape
+    expected = torch.softmax(network.eval()(images), dim=1)
+    assert torch.allclose(model.predict(images), expected, atol=1e-5)

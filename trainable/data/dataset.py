@@ -72,7 +72,13 @@ class ImageDataset:
                  f"({self.source.get('layout', self.source.get('format', '?'))}), "
                  f"normalization {self.normalization.get('method')}"]
         for name in self.splits:
-            counts = ", ".join(f"{k}: {v}" for k, v in self.class_counts(name).items())
+            per_class = self.class_counts(name)
+            if len(per_class) > 12:  # 100 classes: the range and the rarest, not 100 counts
+                rarest = sorted(per_class.items(), key=lambda kv: kv[1])[:3]
+                counts = (f"{min(per_class.values())}-{max(per_class.values())} a class; fewest: "
+                          + ", ".join(f"{k}: {v}" for k, v in rarest))
+            else:
+                counts = ", ".join(f"{k}: {v}" for k, v in per_class.items())
             lines.append(f"  {name:5s} {len(self.splits[name]):6d}  ({counts})")
         return "\n".join(lines)
 

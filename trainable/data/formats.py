@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from trainable.data.decode import RASTER_SUFFIXES
 from trainable.data.folders import list_class_folders
-from trainable.data.tables import list_table
+from trainable.data.tables import list_split_tables, list_table
 
 
 @dataclass
@@ -61,17 +61,42 @@ class Format:
                 if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                     problems.append(f"{where}.hdu: must be a non-negative integer, got {value!r}")
             elif key == "file_pattern":
-                patterns = [value] if isinstance(value, str) else value
-                if not (isinstance(patterns, list) and patterns
-                        and all(isinstance(p, str) and "{id}" in p for p in patterns)):
-                    problems.append(f"{where}.file_pattern: must be a path with an '{{id}}' field "
-                                    f"(or a list of them, one per band), got {value!r}")
+                per_split = value if isinstance(value, Mapping) else {"": value}
+                problems += _check_splits(per_split, f"{where}.file_pattern")
+                for split, pattern in per_split.items():
+                    patterns = [pattern] if isinstance(pattern, str) else pattern
+                    if not (isinstance(patterns, list) and patterns
+                            and all(isinstance(p, str) and "{id}" in p for p in patterns)):
+                        name = f"{where}.file_pattern" + (f".{split}" if split else "")
+                        problems.append(f"{name}: must be a path with an '{{id}}' field "
+                                        f"(or a list of them, one per band), got {pattern!r}")
             elif key == "csv":
-                if value is not None and not isinstance(value, str):
-                    problems.append(f"{where}.csv: must be a file name, got {value!r}")
+                if isinstance(value, Mapping):
+                    problems += _check_splits(value, f"{where}.csv")
+                    problems += [f"{where}.csv.{split}: must be a file name, got {name!r}"
+                                 for split, name in value.items() if not isinstance(name, str) or not name]
+                elif value is not None and not isinstance(value, str):
+                    problems.append(f"{where}.csv: must be a file name, or one per split "
+                                    f"({{train: train.csv, val: val.csv}}), got {value!r}")
             elif not isinstance(value, str) or not value:
                 problems.append(f"{where}.{key}: must be a column name, got {value!r}")
+        csv, pattern = options.get("csv"), options.get("file_pattern")
+        if isinstance(pattern, Mapping) and not (isinstance(csv, Mapping) and set(csv) == set(pattern)):
+            problems.append(f"{where}.file_pattern: one pattern per split needs one table per split "
+                            f"with the same splits in {where}.csv, got csv {csv!r}")
         return problems
+
+
+def _check_splits(per_split: Mapping, where: str) -> list[str]:
+    """A per-split mapping names known splits, the training one among them."""
+    if "" in per_split:  # a single value, not a mapping
+        return []
+    unknown = [str(s) for s in per_split if s not in ("train", "val", "test")]
+    if unknown:
+        return [f"{where}: {', '.join(unknown)} is not a split (train, val, test)"]
+    if "train" not in per_split:
+        return [f"{where}: must name the train split's table (the others are carved from it)"]
+    return []
 
 
 def _folders(extensions: tuple[str, ...], expand_grey: bool) -> Callable[[Path, dict], Listing]:
@@ -86,11 +111,22 @@ def _folders(extensions: tuple[str, ...], expand_grey: bool) -> Callable[[Path, 
 
 def _table(expand_grey: bool) -> Callable[[Path, dict], Listing]:
     def index(root: Path, options: dict[str, Any]) -> Listing:
-        table = list_table(root, options["csv"], options["id_column"], options["label_column"],
-                           options["file_pattern"])
-        return Listing(items=table.files, labels=table.labels, split_of=None,
-                       metadata=table.metadata, layout=f"label table {table.csv_path.name}",
-                       expand_grey=expand_grey)
+        csv, pattern = options["csv"], options["file_pattern"]
+        if not isinstance(csv, Mapping):
+            table = list_table(root, csv, options["id_column"], options["label_column"], pattern)
+            return Listing(items=table.files, labels=table.labels, split_of=None,
+                           metadata=table.metadata, layout=f"label table {table.csv_path.name}",
+                           expand_grey=expand_grey)
+        patterns = pattern if isinstance(pattern, Mapping) else {split: pattern for split in csv}
+        tables = list_split_tables(root, dict(csv), options["id_column"], options["label_column"],
+                                   patterns)
+        return Listing(
+            items=[f for t in tables.values() for f in t.files],
+            labels=[label for t in tables.values() for label in t.labels],
+            split_of=[split for split, t in tables.items() for _ in t.files],
+            metadata=pd.concat([t.metadata for t in tables.values()], ignore_index=True),
+            layout="label tables " + ", ".join(f"{t.csv_path.name} ({split})" for split, t in tables.items()),
+            expand_grey=expand_grey)
     return index
 
 
@@ -118,7 +154,8 @@ FORMATS: dict[str, Format] = {
                "class folders of PNG/JPEG images (ImageFolder / flow_from_directory), "
                "optionally inside train/ val/ test/"),
         Format("csv_images", _table(expand_grey=True),
-               "label table + numbered image files (Kaggle CIFAR-10: id,label + train/<id>.png)",
+               "label table + numbered image files (Kaggle CIFAR-10: id,label + train/<id>.png), or "
+               "one table per shipped split (csv: {train: train.csv, val: val.csv})",
                options={"csv": None, "id_column": "id", "label_column": "label",
                         "file_pattern": "train/{id}.png"}),
         Format("digits", _digits, "scikit-learn's bundled 8x8 handwritten digits (no files)",

@@ -3,7 +3,9 @@
 The Bologna lens-finding challenge (``classifications.csv`` + ``files/imageEUC_VIS-<ID>.fits``)
 and Kaggle's CIFAR-10 (``trainLabels.csv`` + ``train/<id>.png``) are both this shape: a
 ``file_pattern`` with an ``{id}`` field maps each row to its file. A list of patterns gives one
-file per channel (the multi-band Bologna sets ship one file per band).
+file per channel (the multi-band Bologna sets ship one file per band). A set that ships its splits
+as tables (the 100-class generated-images contest: ``train.csv`` + ``train_images/``,
+``val.csv`` + ``val_images/``) gives one table and pattern per split.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def _pattern_files(root: Path, pattern: str) -> set[Path]:
     return {p for p in root.glob(str(rel)) if p.is_file()}
 
 
+
 def list_table(root: Path, csv_name: str | None, id_column: str, label_column: str,
                file_pattern: str | list[str]) -> TableListing:
     """Match every row of the label table to its file(s).
@@ -82,25 +85,51 @@ def list_table(root: Path, csv_name: str | None, id_column: str, label_column: s
         DataError: a missing or unreadable table or column, rows without files, or files of the
             pattern without rows (both counted, one of each shown).
     """
+    return list_split_tables(root, {"": csv_name}, id_column, label_column, {"": file_pattern})[""]
+
+
+def list_split_tables(root: Path, tables: dict[str, str | None], id_column: str, label_column: str,
+                      file_patterns: dict[str, str | list[str]]) -> dict[str, TableListing]:
+    """One label table per shipped split (``{"train": "train.csv", "val": "val.csv"}``), each
+    with its own file pattern; checked like :func:`list_table`, and no file named by two tables."""
+    listings, problems, owner = {}, [], {}
+    for split, name in tables.items():
+        table, problem = _match(root, name, id_column, label_column, _as_list(file_patterns[split]))
+        listings[split] = table
+        problems += problem
+        for f in (f for group in table.files for f in group):
+            if owner.get(f, split) != split:
+                raise DataError(f"{root}: {f.relative_to(root)} is named by both "
+                                f"{listings[owner[f]].csv_path.name} and {table.csv_path.name}; "
+                                "an image belongs to one split")
+            owner[f] = split
+    patterns = sorted({p for split in tables for p in _as_list(file_patterns[split])})
+    orphans = sorted(set().union(*(_pattern_files(root, p) for p in patterns)) - set(owner))
+    if orphans:
+        names = " or ".join(t.csv_path.name for t in listings.values())
+        problems.append(f"{len(orphans)} files have no row in {names} "
+                        f"(e.g. {orphans[0].relative_to(root)})")
+    if problems:
+        raise DataError(f"{root}: " + "; ".join(problems))
+    return listings
+
+
+def _as_list(pattern: str | list[str]) -> list[str]:
+    return [pattern] if isinstance(pattern, str) else list(pattern)
+
+
+def _match(root: Path, csv_name: str | None, id_column: str, label_column: str,
+           patterns: list[str]) -> tuple[TableListing, list[str]]:
+    """The table's rows with their files, and the problem of rows whose file is missing."""
     csv_path = find_csv(root, csv_name)
     table = read_table(csv_path, id_column, label_column)
-    patterns = [file_pattern] if isinstance(file_pattern, str) else list(file_pattern)
     ids = table[id_column].tolist()
     files = [tuple(root / p.format(id=i) for p in patterns) for i in ids]
-
-    problems = []
     missing = [(i, f) for i, group in zip(ids, files) for f in group if not f.is_file()]
+    problems = []
     if missing:
         i, f = missing[0]
         problems.append(f"{len(missing)} rows of {csv_path.name} have no file "
                         f"(e.g. {id_column} {i}: {f.relative_to(root)} is missing)")
-    expected = {f for group in files for f in group}
-    orphans = sorted(set().union(*(_pattern_files(root, p) for p in patterns)) - expected)
-    if orphans:
-        problems.append(f"{len(orphans)} files have no row in {csv_path.name} "
-                        f"(e.g. {orphans[0].relative_to(root)})")
-    if problems:
-        raise DataError(f"{root}: " + "; ".join(problems))
-
     metadata = table.drop(columns=[label_column]).reset_index(drop=True)
-    return TableListing(csv_path, files, table[label_column].tolist(), metadata)
+    return TableListing(csv_path, files, table[label_column].tolist(), metadata), problems

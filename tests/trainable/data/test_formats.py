@@ -5,7 +5,8 @@ import pytest
 from astropy.io import fits
 
 from tests.trainable.data.writers import (write_csv_images, write_fits_csv, write_image_folders,
-                                          write_npy_folders, write_png, write_prefixed_npy)
+                                          write_npy_folders, write_png, write_prefixed_npy,
+                                          write_split_tables)
 from trainable.data import load_dataset
 
 
@@ -114,6 +115,42 @@ def test_csv_images_cifar_layout_with_class_names(tmp_path):
     by_file = {f.split("/")[-1]: ds.class_names[y] for f, y in zip(ds.files, ds.labels.tolist())}
     assert by_file == {f"{i}.png": label for i, label in enumerate(labels, start=1)}
     assert ds.metadata["id"].tolist() == [str(i) for i in range(1, 16)]
+
+
+GENERATED = {"format": "csv_images", "csv": {"train": "train.csv", "val": "val.csv"},
+             "id_column": "Image", "label_column": "Class",
+             "file_pattern": {"train": "train_images/{id}", "val": "val_images/{id}"}}
+
+
+def test_csv_images_one_table_per_shipped_split_keeps_val_and_carves_test(tmp_path):
+    root = write_split_tables(tmp_path / "gen", {"train": [0, 7, 42] * 10, "val": [0, 7, 42] * 2})
+    (root / "test_images").mkdir()
+    write_png(root / "test_images" / "unlabelled.png", np.zeros((8, 8, 3)))  # the contest's test/: no labels
+    (root / "test.csv").write_text("Image\nunlabelled.png\n")
+    ds = load_dataset({**GENERATED, "path": str(root), "normalization": "none", "test_fraction": 0.2})
+    assert ds.class_names == ("0", "7", "42") and ds.images.shape == (36, 3, 8, 8)
+    assert [len(ds.splits[s]) for s in ("train", "val", "test")] == [24, 6, 6]
+    assert all("/val_images/" in ds.files[i] for i in ds.splits["val"])
+    assert all("/train_images/" in ds.files[i] for i in np.concatenate([ds.splits["train"], ds.splits["test"]]))
+    tags = np.round(ds.images[:, 0, 0, 0].numpy() * 100).astype(int)  # PNG levels: label / 100 to 1/255
+    assert [int(ds.class_names[y]) for y in ds.labels.tolist()] == tags.tolist()  # each image kept its label
+    assert ds.metadata["Image"].str.endswith(".png").all() and len(ds.metadata) == 36
+    assert ds.source["layout"] == "label tables train.csv (train), val.csv (val)"
+
+
+def test_csv_images_split_tables_refuse_shared_files_and_mismatched_options(tmp_path):
+    root = write_split_tables(tmp_path / "gen", {"train": [0, 1] * 4, "val": [0, 1] * 2})
+    shared = {**GENERATED, "path": str(root), "file_pattern": "{id}"}
+    (root / "val.csv").write_text((root / "train.csv").read_text())
+    with pytest.raises(Exception, match="is named by both train.csv and val.csv"):
+        load_dataset({**GENERATED, "path": str(root),
+                      "file_pattern": {"train": "train_images/{id}", "val": "train_images/{id}"}})
+    with pytest.raises(Exception, match=r"data.file_pattern: one pattern per split needs one table per split"):
+        load_dataset({**GENERATED, "path": str(root), "csv": "train.csv"})
+    with pytest.raises(Exception, match=r"data.csv: dev is not a split \(train, val, test\)"):
+        load_dataset({**shared, "csv": {"train": "train.csv", "dev": "val.csv"}})
+    with pytest.raises(Exception, match=r"data.csv: must name the train split's table"):
+        load_dataset({**shared, "csv": {"val": "val.csv"}})
 
 
 def test_digits_needs_no_files():

@@ -85,3 +85,19 @@ def write_csv_images(root: Path, labels: list[str], size: int = 8, seed: int = 0
         rows.append(f"{i},{label}")
     (root / "trainLabels.csv").write_text("\n".join(rows) + "\n")
     return root
+
+
+def write_split_tables(root: Path, labels: dict[str, list[int]], size: int = 8, seed: int = 0) -> Path:
+    """The generated-images contest layout: ``<split>.csv`` (Image,Class) + ``<split>_images/<name>.png``
+    per shipped split. Pixel (0, 0) of the red channel holds the image's class / 100."""
+    rng = np.random.default_rng(seed)
+    for split, split_labels in labels.items():
+        rows = ["Image,Class"]
+        for i, label in enumerate(split_labels):
+            name = f"{split[0]}{i:05d}{rng.integers(1 << 30):x}.png"
+            image = rng.random((size, size, 3))
+            image[0, 0, 0] = label / 100
+            write_png(root / f"{split}_images" / name, image)
+            rows.append(f"{name},{label}")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    return root
