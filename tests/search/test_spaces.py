@@ -17,6 +17,9 @@ import pytest
 import torch
 import yaml
 
+from search import budget
+from search.budget import grace_epochs
+from tests.search.test_budget import assert_budget_kept
 from tests.trainable.data.writers import write_png, write_split_tables
 from trainable.data import load_dataset
 from trainable.decide import decision_metrics
@@ -118,17 +121,48 @@ def test_space_runs_end_to_end_on_its_real_layout(name, tmp_path):
         assert tuple(summary["test"]["class_names"]) == tuple(sorted(CIFAR_CLASSES))
 
 
-def test_digits_is_the_readme_first_command_and_classifies(tmp_path):
-    """``python -m search.run spaces/digits.yaml`` as the README gives it: a real search of its
-    time budget, a test accuracy of at least 0.95, and the tutorial's pictures."""
+def test_digits_is_the_readme_first_command_and_fills_its_time_budget(tmp_path):
+    """``python -m search.run spaces/digits.yaml`` as the README gives it: a real search sized to
+    its time budget (epochs, rungs and trials ``auto``; search.budget) that keeps it, the best
+    trial training on from its last epoch on both trials' CPUs until the budget ends
+    (search.train_on), a test accuracy of at least 0.95, and the tutorial's pictures."""
     proc = run_search(tmp_path, str(SPACES / "digits.yaml"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = check_results(tmp_path / "results" / "digits", 10)
+    folder = tmp_path / "results" / "digits"
+    summary = check_results(folder, 10)
     assert summary["test"]["accuracy"] >= 0.95
-    assert summary["num_trials"] >= 8, "the budget holds a search, not the default configuration alone"
-    statuses = summary["status_counts"]
-    assert statuses.get("stopped", 0) >= 1, statuses  # ASHA stopped some
-    assert (tmp_path / "results" / "digits" / "wandb").is_dir()  # offline W&B runs, as a user gets
+    assert (folder / "wandb").is_dir()  # offline W&B runs, as a user gets them
+
+    # The sizing: printed, recorded, and a search, not the default configuration alone.
+    sizing, saved = summary["budget"], yaml.safe_load((folder / "space.yaml").read_text())
+    assert not sizing["alone"] and sizing["short_of"] is None
+    assert sizing["steps"] == 1257 // 32 and sizing["grace_period"] == grace_epochs(1257, 32, sizing["epochs"], 3)
+    marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
+    assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
+    assert "time budget 60 s on 2 concurrent trial(s)" in proc.stdout and sizing["cost"]["step_s"] > 0
+    assert (saved["trial"]["epochs"], saved["search"]["grace_period"]) == (sizing["epochs"], sizing["grace_period"])
+    assert summary["num_trials"] >= 8, "the budget holds a search"
+    assert summary["status_counts"].get("stopped", 0) >= 1, summary["status_counts"]  # ASHA stopped some
+    # The default configuration (the first start_from) was one of the trials.
+    assert any(t["config"]["lr"] == 1.0e-3 and t["config"]["gamma"] == 0.95 for t in summary["trials"])
+    history = pd.read_csv(folder / "history.csv")
+    assert_budget_kept(summary, history)
+
+    # The best trial trained on, from its last epoch, on both trials' CPUs, until the budget ended.
+    assert sizing["train_on_s"] == pytest.approx((sizing["search_s"] + sizing["train_on_s"]) / 3)
+    on = summary["train_on"]
+    assert on["trial_id"] == summary["best_trial"] and on["widen"] == 2
+    assert f"train on: trial {on['trial_id']}, the best" in proc.stdout
+    best = next(t for t in summary["trials"] if t["trial_id"] == on["trial_id"])
+    assert on["to_epoch"] > on["from_epoch"] and best["epochs"] == on["to_epoch"]
+    mine = history[history["trial"] == on["trial_id"]]
+    assert list(mine["epoch"]) == list(range(1, on["to_epoch"] + 1))  # no epoch twice, none missing
+    assert (folder / "train_on/checkpoint/best.pt").is_file()
+    epoch_s = mine["timestamp"].diff().iloc[-(on["to_epoch"] - on["from_epoch"]):].max()
+    ended = mine["timestamp"].max() - summary["trials_began"]
+    assert ended <= sizing["trials_budget_s"] + sizing["train_on_s"] + epoch_s + 2.0, (ended, epoch_s)
+    # The final model's first member is the best epoch of all the best trial's epochs.
+    assert summary["best_val"]["val_accuracy"] == pytest.approx(max(on["best_before"], on["best_after"]))
 
 
 def test_every_space_runs_in_this_module():
