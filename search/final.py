@@ -12,7 +12,8 @@ stage, on by default (the ``final:`` block of a space file, :class:`search.space
    short training lag its weights: they made a 3-class model call 81 of 90 images one class);
 2. corrects each member for the prior its sampling strategy trained under
    (:func:`trainable.decide.prior_log_weights`), averages the members' probabilities, over the
-   8 flips and rotations of each image too with ``final.tta``;
+   8 flips and rotations of each image too with ``final.tta`` (``hflip``: over each image and its
+   left-right mirror, for photographs);
 3. fits one temperature on the validation split (``final.temperature``), then, for a binary
    task, the threshold of ``final.threshold`` on the calibrated validation probabilities;
 4. tests every step on the test split, side by side: the best trial as the search left it
@@ -135,6 +136,11 @@ def member_log_weights(config: dict[str, Any], train_labels: np.ndarray, num_cla
     return prior_log_weights(config.get("sampling", "none"), train_labels, num_classes, class_weights=weights)
 
 
+def tta_suffix(tta: bool | str) -> str:
+    """How a step's name says its test-time augmentation."""
+    return {True: " + TTA", "hflip": " + mirror TTA"}.get(tta, "")
+
+
 def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
           space: Space, calibrated: bool) -> dict[str, Any]:
     """One row of the side-by-side table: its temperature and threshold fitted on ``val``
@@ -215,7 +221,7 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
                      for member, folder in zip(scratch_model.members, dirs)]
         # Every member's probabilities once (and once more over the 8 flips and rotations):
         # the steps below are averages of these.
-        views = [False, True] if space.final.tta else [False]
+        views = [False, space.final.tta] if space.final.tta else [False]
         probabilities = {(i, tta, split): member.probabilities(images, tta=tta)
                          for i, member in enumerate(scratch_model.members) for tta in views
                          for split, images in (("val", val_images), ("test", test_images))}
@@ -228,7 +234,7 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
                        calibrated=False)]
         for count in sorted({1, k}):
             for tta in views:
-                name = ("best trial" if count == 1 else f"ensemble of {count}") + (" + TTA" if tta else "")
+                name = ("best trial" if count == 1 else f"ensemble of {count}") + tta_suffix(tta)
                 steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
                                       space, calibrated=True), "members": count, "tta": tta})
         key = METRIC_KEYS[space.metric][0]
@@ -278,7 +284,7 @@ def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best
         torch.save(state, folder / BEST_FILE)
     images, labels = test
     probabilities = calibrate(network.probabilities(images, tta=chosen["tta"]), base["temperature"])
-    step = {"name": "refit" + (" + TTA" if chosen["tta"] else ""), "temperature": base["temperature"],
+    step = {"name": "refit" + tta_suffix(chosen["tta"]), "temperature": base["temperature"],
             "threshold": base["threshold"], "threshold_rule": base["threshold_rule"], "val": {},
             "test": decision_metrics(probabilities, labels, base["threshold"]), "members": 1,
             "tta": chosen["tta"], "epochs": len(history)}

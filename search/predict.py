@@ -8,7 +8,9 @@ were, then classified by the search's final model (``best_model.pt``: the best t
 ensemble, temperature-scaled; :mod:`search.final`). An image whose size differs from the training
 images' is refused, unless the search resized its images (``data.image_size``) and so resizes these
 the same way. With ``final.tta`` the model averages the probabilities over the 8 rotations and
-flips of each image (a lens has no preferred orientation); ``--tta`` / ``--no-tta`` overrides it.
+flips of each image (a lens has no preferred orientation), or over each photograph and its
+left-right mirror (``final.tta: hflip``); ``--tta`` / ``--no-tta`` overrides it (``--tta`` on a
+model stored without TTA: the 8 flips and rotations).
 The CSV (default ``RESULTS_FOLDER/predictions.csv``) has one row per image, in the order given:
 ``file, predicted, p_<class>...``, the predicted class at the model's threshold (binary tasks:
 chosen on the validation split, ``final.threshold``), else the most probable. Nothing is written
@@ -127,9 +129,9 @@ def prepared(model: ExportedModel, files: list[Path], hdu: int, nonfinite: str) 
 
 
 def predict(model: ExportedModel, batches: Iterator[torch.Tensor], batch_size: int,
-            tta: bool | None = None) -> np.ndarray:
+            tta: bool | str | None = None) -> np.ndarray:
     """The model's class probabilities (N, num_classes); ``tta`` None: as the model file says,
-    True: averaged over :func:`trainable.export.dihedral`, False: the images as they are."""
+    else a mode of :func:`trainable.export.tta_views`."""
     return torch.cat([model.predict(x, batch_size, tta) for x in batches]).numpy()
 
 
@@ -158,8 +160,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="image files, or folders searched recursively")
     parser.add_argument("--out", help=f"the CSV to write (default RESULTS/{PREDICTIONS_FILE})")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                        help="average the probabilities over the 8 rotations and flips of each image "
-                             "(default: as the model's final stage chose, final.tta)")
+                        help="average the probabilities over the model's views of each image: its "
+                             "final.tta mode, else the 8 rotations and flips (default: as the model's "
+                             "final stage chose)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass")
     return parser.parse_args(argv)
 
@@ -176,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_dir() or out.resolve() in {f.resolve() for f in files}:
         raise UserError(f"--out {out}: is {'a folder' if out.is_dir() else 'one of the input images'}")
     model = load_model(folder / MODEL_FILE, "cuda" if torch.cuda.is_available() else "cpu")
-    probabilities = predict(model, prepared(model, files, *decode_options(folder)), args.batch_size, args.tta)
+    tta = model.tta if args.tta is None or (args.tta and model.tta) else args.tta
+    probabilities = predict(model, prepared(model, files, *decode_options(folder)), args.batch_size, tta)
     names = model.class_names
     frame = pd.DataFrame({"file": [str(f) for f in files],
                           "predicted": [names[k] for k in model.decide(probabilities)]})
@@ -184,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         frame[f"p_{name}"] = probabilities[:, k]
     write_csv(frame, out)
     counts = Counter(frame["predicted"])
-    tta = model.tta if args.tta is None else args.tta
     at = "" if model.threshold is None else f" at threshold {model.threshold:.3g} for {names[1]}"
-    print(f"{len(files)} images{' (TTA)' if tta else ''}, predicted "
+    views = {True: " (TTA)", "hflip": " (TTA: mirrored)"}.get(tta, "")
+    print(f"{len(files)} images{views}, predicted "
           + ", ".join(f"{n}: {counts[n]}" for n in names) + f"{at}; written to {out}")
     return 0
 

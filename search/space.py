@@ -90,7 +90,7 @@ class FinalSettings:
     (:mod:`search.final`)."""
 
     ensemble: int = 3  # the top trials whose probabilities are averaged; 1: the best trial alone
-    tta: bool = False  # average each image's probabilities over its 8 flips and rotations
+    tta: bool | str = False  # true: average over each image's 8 flips and rotations; hflip: over it and its mirror
     threshold: str | float = "f1"  # binary tasks: f1, youden, accuracy (chosen on val) or a number
     temperature: bool = True  # fit one temperature on the validation split
     refit: bool = False  # the best configuration trained again on train + val (search.retrain)
@@ -382,7 +382,8 @@ def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
     checks = [
         ("ensemble", isinstance(settings.ensemble, int) and not isinstance(settings.ensemble, bool)
          and settings.ensemble >= 1, "a positive integer (1: the best trial alone)"),
-        ("tta", isinstance(settings.tta, bool), "true or false"),
+        ("tta", isinstance(settings.tta, bool) or settings.tta == "hflip",
+         "true (the 8 flips and rotations), hflip (the left-right mirror) or false"),
         ("threshold", threshold in THRESHOLD_RULES or (number and 0 < threshold < 1),
          f"one of {', '.join(THRESHOLD_RULES)} or a number in (0, 1)"),
         ("temperature", isinstance(settings.temperature, bool), "true or false"),

@@ -107,6 +107,18 @@ def annotate_model(path: str | os.PathLike, **extra: Any) -> Path:
     return path
 
 
+TTA_MODES = (False, True, "hflip")  # none; the 8 flips and rotations (images with no up); left-right mirror
+
+
+def tta_views(images: torch.Tensor, tta: bool | str) -> list[torch.Tensor]:
+    """The views a prediction averages over: the images alone (``False``), :func:`dihedral`
+    (``True``: lenses, which have no up), or the images and their left-right mirrors
+    (``"hflip"``: photographs)."""
+    if tta == "hflip":
+        return [images, images.flip(-1)]
+    return dihedral(images) if tta else [images]
+
+
 def dihedral(images: torch.Tensor) -> list[torch.Tensor]:
     """The 8 rotations and flips of square images; of non-square ones, the 4 that keep the shape."""
     if images.shape[-1] != images.shape[-2]:
@@ -126,11 +138,11 @@ class Member:
     trial_id: str | None = None
 
     @torch.no_grad()
-    def probabilities(self, images: torch.Tensor, batch_size: int = 256, tta: bool = False) -> np.ndarray:
-        """Class probabilities (N, C), averaged over :func:`dihedral` with ``tta``, then
+    def probabilities(self, images: torch.Tensor, batch_size: int = 256, tta: bool | str = False) -> np.ndarray:
+        """Class probabilities (N, C), averaged over the views of :func:`tta_views`, then
         prior-corrected."""
         device = next(self.network.parameters()).device
-        views = dihedral(images) if tta else [images]
+        views = tta_views(images, tta)
         total = None
         for view in views:
             out = torch.cat([self.loss.probabilities(self.network(view[i:i + batch_size].to(device))).float().cpu()
@@ -169,17 +181,18 @@ class ExportedModel:
         return self.info.get("threshold")
 
     @property
-    def tta(self) -> bool:
-        return bool(self.info.get("tta"))
+    def tta(self) -> bool | str:
+        """The final stage's choice: ``False``, ``True`` (the 8 flips and rotations) or ``"hflip"``."""
+        return self.info.get("tta") or False
 
     def combine(self, member_probabilities: Sequence[np.ndarray]) -> np.ndarray:
         """The members' (prior-corrected) probabilities averaged, then temperature-scaled."""
         mean = np.mean(np.stack(member_probabilities), axis=0)
         return mean if self.temperature == 1.0 else calibrate(mean, self.temperature)
 
-    def predict(self, images: torch.Tensor, batch_size: int = 256, tta: bool | None = None) -> torch.Tensor:
+    def predict(self, images: torch.Tensor, batch_size: int = 256, tta: bool | str | None = None) -> torch.Tensor:
         """Class probabilities (N, num_classes) of images prepared as the training images were;
-        ``tta`` None: as the model file says."""
+        ``tta`` None: as the model file says, else a mode of :func:`tta_views`."""
         if len(images) == 0:
             return torch.empty(0, len(self.class_names))
         tta = self.tta if tta is None else tta

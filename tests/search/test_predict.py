@@ -246,3 +246,21 @@ def test_a_model_with_a_resize_record_or_an_older_one_classifies_other_sizes(tmp
         assert status == 0, err
         p = [pd.read_csv(tmp_path / f"{name}.csv")[["p_a", "p_b"]].to_numpy() for name in ("big", "small")]
         np.testing.assert_allclose(p[0], p[1], rtol=0, atol=1e-6)
+
+
+def test_a_model_with_mirror_tta_predicts_each_image_with_its_mirror(tmp_path, capsys):
+    """``final.tta: hflip`` (photographs): predict averages each image and its left-right mirror
+    by default and with ``--tta``; ``--no-tta`` takes the image alone."""
+    results = exported(tmp_path / "results", decision={"tta": "hflip"})
+    image = npy_image(tmp_path / "x.npy", 16, 16)
+    np.save(tmp_path / "mirror.npy", np.load(image)[..., ::-1].copy())
+    frames = {}
+    for name, args in (("default", []), ("tta", ["--tta"]), ("plain", ["--no-tta"])):
+        proc = predict_here_ok(capsys, results, str(image), str(tmp_path / "mirror.npy"), *args,
+                               "--out", str(tmp_path / f"{name}.csv"))
+        assert ("(TTA: mirrored)" in proc.stdout) == (name != "plain"), proc.stdout
+        frames[name] = pd.read_csv(tmp_path / f"{name}.csv")[["p_a", "p_b"]].to_numpy()
+    np.testing.assert_array_equal(frames["default"], frames["tta"])
+    np.testing.assert_allclose(frames["default"][0], frames["default"][1], atol=1e-6)  # a mirror pair: one answer
+    np.testing.assert_allclose(frames["default"][0], frames["plain"].mean(axis=0), atol=1e-6)
+    assert np.abs(frames["plain"][0] - frames["plain"][1]).max() > 1e-6

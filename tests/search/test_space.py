@@ -44,6 +44,7 @@ def test_final_block_defaults_and_values(tmp_path):
     assert load_space(_write(tmp_path, GOOD)).final.ensemble == 3  # on by default: the top 3 averaged
     space = load_space(_write(tmp_path, {**GOOD, "final": {"ensemble": 1, "tta": True, "threshold": 0.3}}))
     assert (space.final.ensemble, space.final.tta, space.final.threshold, space.final.temperature) == (1, True, 0.3, True)
+    assert load_space(_write(tmp_path, {**GOOD, "final": {"tta": "hflip"}})).final.tta == "hflip"
 
 
 def test_cpu_block_applies_only_without_a_gpu_and_overrides_win(tmp_path):
@@ -102,7 +103,7 @@ BAD = [
     ({"final": {"ensemble": 0}}, "final.ensemble: must be a positive integer"),
     ({"final": {"threshold": "best"}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
     ({"final": {"threshold": 1.5}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
-    ({"final": {"tta": "yes"}}, "final.tta: must be true or false"),
+    ({"final": {"tta": "yes"}}, "final.tta: must be true (the 8 flips and rotations), hflip (the left-right mirror) or false"),
     ({"final": {"refit": "yes"}}, "final.refit: must be true or false"),
     ({"final": {"seeds": 1.5}}, "final.seeds: must be a whole number, 0 or more"),
     ({"final": {"refine": True}}, "final.refine: unknown key"),

@@ -119,6 +119,9 @@ def test_space_runs_end_to_end_on_its_real_layout(name, tmp_path):
         assert all("/val_images/" in dataset.files[i] for i in dataset.splits["val"])
     if name == "cifar10":
         assert tuple(summary["test"]["class_names"]) == tuple(sorted(CIFAR_CLASSES))
+        # final.tta: hflip, each image and its mirror, tried beside the plain step
+        names = [step["name"] for step in summary["final"]["steps"]]
+        assert "best trial + mirror TTA" in names and "best trial + TTA" not in names, names
 
 
 def test_digits_is_the_readme_first_command_and_fills_its_time_budget(tmp_path):

@@ -54,6 +54,16 @@ def test_tta_is_the_mean_over_the_eight_flips_and_rotations(tmp_path, images):
     np.testing.assert_allclose(model.predict(images, tta=True).numpy(), expected, rtol=0, atol=1e-6)
 
 
+def test_mirror_tta_is_the_mean_of_each_image_and_its_left_right_mirror(tmp_path, images):
+    model = load_model(export_model(checkpoint(tmp_path / "c", 0), tmp_path / "m.pt", decision={"tta": "hflip"}))
+    assert model.tta == "hflip"
+    plain, mirrored = model.predict(images, tta=False).numpy(), model.predict(images.flip(-1), tta=False).numpy()
+    assert np.abs(plain - mirrored).max() > 1e-6
+    np.testing.assert_allclose(model.predict(images).numpy(), (plain + mirrored) / 2, rtol=0, atol=1e-6)
+    eight = model.predict(images, tta=True).numpy()  # the 8 views, asked for
+    assert np.abs(eight - (plain + mirrored) / 2).max() > 1e-6
+
+
 def test_prior_correction_temperature_and_threshold_are_kept_and_used(tmp_path, images):
     dirs = [checkpoint(tmp_path / str(i), i) for i in range(2)]
     plain = load_model(export_model(dirs, tmp_path / "plain.pt"))
