@@ -179,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if out.is_dir() or out.resolve() in {f.resolve() for f in files}:
         raise UserError(f"--out {out}: is {'a folder' if out.is_dir() else 'one of the input images'}")
     model = load_model(folder / MODEL_FILE, "cuda" if torch.cuda.is_available() else "cpu")
-    tta = model.tta if args.tta is None or (args.tta and model.tta) else args.tta
+    tta = model.tta if args.tta is None else args.tta
+    if tta is True and model.tta:  # --tta: the model's own views (a photograph's mirror)
+        tta = model.tta
     probabilities = predict(model, prepared(model, files, *decode_options(folder)), args.batch_size, tta)
     names = model.class_names
     frame = pd.DataFrame({"file": [str(f) for f in files],

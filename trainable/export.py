@@ -107,9 +107,6 @@ def annotate_model(path: str | os.PathLike, **extra: Any) -> Path:
     return path
 
 
-TTA_MODES = (False, True, "hflip")  # none; the 8 flips and rotations (images with no up); left-right mirror
-
-
 def tta_views(images: torch.Tensor, tta: bool | str) -> list[torch.Tensor]:
     """The views a prediction averages over: the images alone (``False``), :func:`dihedral`
     (``True``: lenses, which have no up), or the images and their left-right mirrors

@@ -62,7 +62,8 @@ class Format:
                     problems.append(f"{where}.hdu: must be a non-negative integer, got {value!r}")
             elif key == "file_pattern":
                 per_split = value if isinstance(value, Mapping) else {"": value}
-                problems += _check_splits(per_split, f"{where}.file_pattern")
+                if isinstance(value, Mapping):
+                    problems += _check_splits(value, f"{where}.file_pattern")
                 for split, pattern in per_split.items():
                     patterns = [pattern] if isinstance(pattern, str) else pattern
                     if not (isinstance(patterns, list) and patterns
@@ -89,8 +90,6 @@ class Format:
 
 def _check_splits(per_split: Mapping, where: str) -> list[str]:
     """A per-split mapping names known splits, the training one among them."""
-    if "" in per_split:  # a single value, not a mapping
-        return []
     unknown = [str(s) for s in per_split if s not in ("train", "val", "test")]
     if unknown:
         return [f"{where}: {', '.join(unknown)} is not a split (train, val, test)"]

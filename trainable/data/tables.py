@@ -76,7 +76,6 @@ def _pattern_files(root: Path, pattern: str) -> set[Path]:
     return {p for p in root.glob(str(rel)) if p.is_file()}
 
 
-
 def list_table(root: Path, csv_name: str | None, id_column: str, label_column: str,
                file_pattern: str | list[str]) -> TableListing:
     """Match every row of the label table to its file(s).
