@@ -42,17 +42,18 @@ def node_dataset(data: DataConfig) -> ImageDataset:
 
 
 def trial(config: dict[str, Any], fixed: dict[str, Any], metric: str, mode: str,
-          dataset: ImageDataset | None = None, data: DataConfig | None = None) -> None:
+          dataset: ImageDataset | None = None, data: DataConfig | None = None, costs: tuple[str, ...] = ()) -> None:
     """The Ray trainable: one configuration (the file's fixed ``trial:`` settings, then the
     searched ones) trained on the shared data set (``dataset``, from the object store, or read on
     the node as ``data`` says), resuming from Ray's checkpoint if any. The trial keeps its best
-    epoch's weights by the search's ``metric`` and ``mode``."""
+    epoch's weights by the search's ``metric`` and ``mode``, and reports the ``costs`` a
+    multi-objective search trades it against (:mod:`trainable.cost`)."""
     from trainable.report import RayReporter
     from trainable.train import train
 
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint otherwise
     train({**fixed, **config}, dataset if dataset is not None else node_dataset(data), RayReporter(),
-          metric=metric, mode=mode)
+          metric=metric, mode=mode, costs=costs)
 
 
 def trial_name(trial) -> str:
@@ -118,12 +119,15 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
                 multivariate=True, group=True, constant_liar=True)
     else:
         sampler = optuna.samplers.RandomSampler(seed=settings.seed)
+    metric, mode = space.metric, space.mode
+    if space.objectives:  # Optuna's TPE is multi-objective (MOTPE) when the study has several directions
+        metric, mode = [m for m, _ in space.objectives], [d for _, d in space.objectives]
     storage = None
     if journal is not None:
         backend = optuna.storages.journal.JournalFileBackend(str(Path(journal).resolve()))
         storage = optuna.storages.JournalStorage(backend)
     searcher = PruningOptunaSearch(
-        define_by_run(space), metric=space.metric, mode=space.mode, sampler=sampler,
+        define_by_run(space), metric=metric, mode=mode, sampler=sampler,
         points_to_evaluate=[complete_point(space, dict(p)) for p in settings.start_from] or None,
         study_name=space.name, max_epochs=space.epochs, storage=storage, start_until=start_until,
         min_starts=min_starts)
@@ -131,7 +135,8 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
 
 
 def build_scheduler(space: Space):
-    """ASHA over epochs (``max_t`` = the epoch budget), or none.
+    """ASHA over epochs (``max_t`` = the epoch budget), MO-ASHA on every objective
+    (:class:`search.mo_asha.ParetoASHA`), or none.
 
     ASHA compares trials at a rung by their best value so far (``best_<metric>``, which every
     trial reports), not by the rung epoch's own value: on a small validation split one epoch's
@@ -139,9 +144,15 @@ def build_scheduler(space: Space):
     against their final value better (BENCHMARKS.md, "Where the first rung goes")."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from search.mo_asha import ParetoASHA
+
     settings = space.search
     if settings.scheduler == "none":
         return FIFOScheduler()
+    if settings.scheduler == "mo_asha":
+        return ParetoASHA("epoch", [best_key(space.metric), *(c for c, _ in space.costs)],
+                          [space.mode, *(m for _, m in space.costs)], max_t=space.epochs,
+                          grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
     return ASHAScheduler(time_attr="epoch", metric=best_key(space.metric), mode=space.mode, max_t=space.epochs,
                          grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
 
@@ -171,7 +182,7 @@ def progress_reporter(space: Space):
             self._sort_by_metric = sortable(trials, space.metric)
             return super()._progress_str(trials, done, *sys_info, **kwargs)
 
-    metrics = list(dict.fromkeys(["epoch", space.metric, *METRIC_COLUMNS[1:]]))
+    metrics = list(dict.fromkeys(["epoch", space.metric, *(c for c, _ in space.costs), *METRIC_COLUMNS[1:]]))
     # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
     return TrialTable(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
                        metric=space.metric, mode=space.mode, sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
@@ -202,7 +213,8 @@ def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_st
     from ray import tune
 
     resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
-    settings = {"fixed": dict(space.trial), "metric": space.metric, "mode": space.mode}
+    settings = {"fixed": dict(space.trial), "metric": space.metric, "mode": space.mode,
+                "costs": tuple(c for c, _ in space.costs)}
     if sharing == "path":
         trainable = tune.with_parameters(trial, data=node_data(space), **settings)
     else:

@@ -267,6 +267,11 @@ def dry_run(args: argparse.Namespace) -> int:
     print(shape.source, flush=True)
     slots, slots_line = trials_at_once(space, args.gpus)
     print(f"resources: {slots_line}", flush=True)
+    if space.objectives:
+        stopping = {"mo_asha": "MO-ASHA ranks trials at each rung by all of them",
+                    "asha": "ASHA stops trials on the metric alone", "none": "no early stopping"}[space.search.scheduler]
+        print(f"objectives: {', '.join(f'{m} ({d})' for m, d in space.objectives)}, each trial measuring its costs "
+              f"once; {stopping}; the final model's trial: final.pick {space.final.pick}", flush=True)
     batch = budget.largest_batch(space)
     cost = None
     if args.time:

@@ -270,15 +270,20 @@ def first_rung_study(study):
     import optuna
     from optuna.trial import TrialState, create_trial
 
-    reported = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-                if t.intermediate_values]
+    def by_epoch(trial) -> dict[int, float]:
+        # A multi-objective study has no intermediate values: the searcher kept them as a user
+        # attribute (search.searcher.EPOCH_VALUES), for the first objective, the metric.
+        kept = trial.user_attrs.get("epoch_values") or {}
+        return dict(trial.intermediate_values) or {int(k): float(v) for k, v in kept.items()}
+
+    reported = [(t, by_epoch(t)) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    reported = [(t, values) for t, values in reported if values]
     if not reported:
         return None, None
-    epoch = min(max(t.intermediate_values) for t in reported)
-    rung = optuna.create_study(direction=study.direction)
-    rung.add_trials([create_trial(params=t.params, distributions=t.distributions,
-                                  value=t.intermediate_values[epoch])
-                     for t in reported if math.isfinite(t.intermediate_values.get(epoch, math.nan))])
+    epoch = min(max(values) for _, values in reported)
+    rung = optuna.create_study(direction=study.directions[0])
+    rung.add_trials([create_trial(params=t.params, distributions=t.distributions, value=values[epoch])
+                     for t, values in reported if math.isfinite(values.get(epoch, math.nan))])
     return rung, epoch
 
 
@@ -293,6 +298,8 @@ def param_importances(study) -> Importances:
     from optuna.trial import TrialState
 
     rung, epoch = first_rung_study(study)
+    if rung is None and len(study.directions) > 1:
+        raise Skipped("a multi-objective study whose trials kept no per-epoch values")
     trials = (rung or study).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     which = f"trial(s) at epoch {epoch} (the first rung)" if rung else "complete trial(s)"
     if len({t.value for t in trials}) < 2:
@@ -452,6 +459,64 @@ def plot_parallel_coordinates(folder: Path, summary: dict[str, Any], png: Path) 
         ax.set_title(f"Top {len(trials)} trials by {metric}", pad=24)
     return (f"The {len(trials)} best trials over the {len(axes) - 1} searched parameters and {metric}; "
             "the thickest line is the best trial, n/a marks a parameter the trial's configuration lacks.")
+
+
+# Several objectives: the Pareto front ------------------------------------------------------
+
+def pareto_data(summary: dict[str, Any]) -> tuple[list[dict], set[str], list[str]]:
+    """The trials with a value and every cost, the ids of the Pareto set (``summary['pareto']``,
+    :func:`search.pareto.pareto_records`) and the cost objectives."""
+    objectives = summary.get("objectives") or []
+    if len(objectives) < 2:
+        raise Skipped("a single-objective search: no Pareto front")
+    costs = [o["metric"] for o in objectives[1:]]
+    trials = [t for t in summary.get("trials") or [] if is_number(t.get("best"))
+              and all(is_number((t.get("costs") or {}).get(c)) for c in costs)]
+    if not trials:
+        raise Skipped("no trial reported a value and its costs")
+    return trials, {row["trial_id"] for row in summary.get("pareto") or []}, costs
+
+
+def plot_pareto(folder: Path, summary: dict[str, Any], png: Path) -> str:
+    trials, front, costs = pareto_data(summary)
+    metric, picked = summary["metric"], (summary.get("pick") or {}).get("trial_id")
+    backbones = sorted({str((t.get("config") or {}).get("backbone", "?")) for t in trials})
+    colours = {b: plt.get_cmap("tab10")(i % 10) for i, b in enumerate(backbones)}
+    with _figure(png, figsize=(5.6 * len(costs) + 0.6, 4.4)) as fig:
+        axes = fig.subplots(1, len(costs), squeeze=False)[0]
+        for ax, cost in zip(axes, costs):
+            for on_front in (False, True):  # the dominated faded, underneath
+                shown = [t for t in trials if (t["trial_id"] in front) == on_front]
+                ax.scatter([t["costs"][cost] for t in shown], [t["best"] for t in shown],
+                           c=[colours[str((t.get("config") or {}).get("backbone", "?"))] for t in shown],
+                           s=46 if on_front else 22, alpha=1.0 if on_front else 0.25,
+                           edgecolors="black" if on_front else "none", linewidths=0.6, zorder=3 if on_front else 2)
+            members = sorted((t for t in trials if t["trial_id"] in front), key=lambda t: t["costs"][cost])
+            for t in members:  # the front's trials by name, to find in the Pareto set's table
+                ax.annotate(t["trial_id"], (t["costs"][cost], t["best"]), xytext=(5, -10), textcoords="offset points",
+                            fontsize=7.5, color="0.3")
+            if len(costs) == 1 and len(members) > 1:  # in 2-D the front is a staircase
+                ax.step([t["costs"][cost] for t in members], [t["best"] for t in members],
+                        where="pre" if summary["objectives"][1]["mode"] == "max" else "post",
+                        color="0.3", lw=1, zorder=1)
+            chosen = next((t for t in trials if t["trial_id"] == picked), None)
+            if chosen is not None:
+                ax.scatter([chosen["costs"][cost]], [chosen["best"]], marker="*", s=260, facecolors="none",
+                           edgecolors="crimson", linewidths=1.4, zorder=4)
+            values = [t["costs"][cost] for t in trials]
+            if min(values) > 0 and max(values) / min(values) > 10:
+                ax.set_xscale("log")
+            unit = {"throughput": "inference images / s (higher is cheaper)", "params": "parameters",
+                    "flops": "FLOPs per image"}[cost]
+            ax.set(xlabel=unit, ylabel=f"{metric_label(metric)} (best epoch)")
+        handles = [Line2D([], [], ls="", marker="o", color=colours[b], label=b) for b in backbones]
+        handles.append(Line2D([], [], ls="", marker="*", markersize=12, markerfacecolor="none",
+                              markeredgecolor="crimson", label="the final model's trial"))
+        axes[-1].legend(handles=handles, loc="best", frameon=False)
+        fig.suptitle(f"{metric} against {', '.join(costs)}: {len(front)} of {len(trials)} trials on the Pareto front")
+    return (f"Every trial with a value: the {len(front)} no other trial beats on {metric} and "
+            f"{' and '.join(costs)} at once outlined and opaque{', joined' if len(costs) == 1 else ''}; the dominated "
+            "ones faded. Colour: backbone. Star: the trial the final model is built on (final.pick).")
 
 
 # Test split: ROC and confusion matrix ------------------------------------------------------

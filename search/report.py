@@ -11,6 +11,8 @@ embeds them and needs nothing else (mail it, open it offline):
 * ``importance.png``: parameter importances (Optuna's fANOVA, else PED-ANOVA) on every trial's
   value at the first ASHA rung (the epoch every trial reached);
 * ``parallel_coordinates.png``: the best trials' parameters, coloured by the metric;
+* ``pareto.png`` (a search with ``objectives:``): the metric against each cost, the Pareto set
+  opaque and joined, the dominated trials faded, the final model's trial starred;
 * ``roc.png``, ``confusion_matrix.png`` and ``reliability.png``: the final model on the test split,
   deciding at its threshold (:mod:`search.final`), and its calibration;
 * ``misclassified.png``: the test images the best model gets most confidently wrong.
@@ -36,9 +38,10 @@ import matplotlib.pyplot as plt
 
 from search.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
                             plot_importance, plot_learning_curves, plot_misclassified,
-                            plot_parallel_coordinates, plot_reliability, plot_roc, require)
+                            plot_parallel_coordinates, plot_pareto, plot_reliability, plot_roc, require)
 from search.files import LEADERBOARD_FILE, REPORT_FOLDER, SUMMARY_FILE
 from search.final import describe as describe_final, side_by_side
+from search.pareto import describe_pareto
 from search.retrain import describe_seeds
 from trainable.decide import few_negatives_note
 from trainable.errors import UserError, exit_on_user_error
@@ -52,12 +55,15 @@ class Figure:
     file: str
     title: str
     draw: Callable[[Path, dict, Path], str]  # (results folder, summary, PNG to write) -> caption
+    applies: Callable[[dict], bool] = lambda summary: True  # a figure of some searches only
 
 
 FIGURES = [
     Figure("learning_curves.png", "Learning curves", plot_learning_curves),
     Figure("importance.png", "Parameter importance", plot_importance),
     Figure("parallel_coordinates.png", "Best trials' parameters", plot_parallel_coordinates),
+    Figure("pareto.png", "Pareto front: metric against cost", plot_pareto,
+           lambda summary: bool(summary.get("objectives"))),
     Figure("roc.png", "ROC curve (test split)", plot_roc),
     Figure("confusion_matrix.png", "Confusion matrix (test split)", plot_confusion_matrix),
     Figure("reliability.png", "Calibration (test split)", plot_reliability),
@@ -168,6 +174,15 @@ def leaderboard_html(folder: Path, summary: dict[str, Any]) -> str:
     return f'<div class="scroll"><table><tr>{head}</tr>{"".join(body)}</table></div>{more}'
 
 
+def pareto_html(summary: dict[str, Any]) -> str:
+    """The trials on the Pareto front (search.pareto), best first on the metric, and what
+    ``final.pick`` took."""
+    frame = pd.DataFrame(summary.get("pareto") or [])
+    lines = describe_pareto(summary)[len(frame) + 1:]  # the pick and the final model's costs
+    notes = "".join(f'<p class="muted">{_e(line)}</p>' for line in lines)
+    return (table_html(frame) if len(frame) else _note("no trial reported a value and its costs")) + notes
+
+
 def _note(text: str) -> str:
     return f'<p class="note">{_e(text)}</p>'
 
@@ -236,7 +251,9 @@ def write_report(folder: Path, out: Path | None = None) -> Path:
     with plt.rc_context(STYLE):
         parts = [_attempt("Summary", lambda: header_html(summary))[0], "<h2>Leaderboard</h2>",
                  _attempt("Leaderboard", lambda: leaderboard_html(folder, summary))[0]]
-        parts += [figure_html(figure, folder, summary, out)[0] for figure in FIGURES]
+        if summary.get("objectives"):
+            parts += ["<h2>Pareto set</h2>", _attempt("Pareto set", lambda: pareto_html(summary))[0]]
+        parts += [figure_html(figure, folder, summary, out)[0] for figure in FIGURES if figure.applies(summary)]
     page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<title>Search {_e(summary.get("name", ""))}: report</title><style>{CSS}</style></head>\n'
             "<body>\n" + "\n".join(parts)
@@ -259,7 +276,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     path = write_report(args.folder, args.out)
-    missing = [f.file for f in FIGURES if not (path.parent / f.file).is_file()]
+    summary = read_summary(args.folder)
+    missing = [f.file for f in FIGURES if f.applies(summary) and not (path.parent / f.file).is_file()]
     print(f"report: {path}" + (f" (not drawn, see the notes there: {', '.join(missing)})" if missing else ""))
     return 0
 

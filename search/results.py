@@ -2,11 +2,13 @@
 
 ``results/<name>/`` holds
 
-* ``summary.json``: the search, its best trial, its best configuration, the best validation
-  value, the final model's test metrics at its threshold (``test``), the final stage's steps side
+* ``summary.json``: the search, its best trial (``final.pick``'s), its best configuration, the
+  best validation value, the final model's test metrics at its threshold (``test``), the final stage's steps side
   by side on the validation and test splits (``final``: the best trial as the search left it,
   calibrated, the ensemble, with TTA; :mod:`search.final`), and every trial (id, configuration,
-  status, epochs run, best value, the Ray node it ran on);
+  status, epochs run, best value, the Ray node it ran on); a multi-objective search adds its
+  ``objectives``, the ``pareto`` set (the trials no other beats on every objective,
+  :mod:`search.pareto`), what ``pick`` took and the final model's ``model_costs``;
 * ``leaderboard.csv``: every trial, best first;
 * ``best_config.yaml``: a space file that retrains exactly the best configuration;
 * ``best_model.pt``: the final model: the best checkpoints' weights and settings, its
@@ -33,6 +35,7 @@ from search.budget import complete_point
 from search.files import (BEST_CONFIG_FILE, HISTORY_FILE, LEADERBOARD_FILE, MISCLASSIFIED_FILE, MODEL_FILE,
                           PREDICTIONS_FILE, STUDY_FILE, SUMMARY_FILE)
 from search.final import run_final
+from search.pareto import model_costs, pareto_records, pick_trial, pool_throughput
 from search.space import Distribution, Space
 from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite
 from trainable.data import ImageDataset
@@ -85,6 +88,9 @@ def trial_records(grid, space: Space, val_labels: np.ndarray | None = None) -> l
             "node_id": metrics.get("node_id"), "path": result.path,
             "error": None if result.error is None else str(result.error).strip().splitlines()[-1][:300],
         })
+        if space.costs:  # measured once by the trial, reported with every epoch (trainable.cost)
+            records[-1]["costs"] = {name: finite(metrics.get(name)) for name, _ in space.costs}
+    pool_throughput(records)
     if val_labels is not None and space.search.favour_default:
         mark_default(records, space, val_labels)
     return records
@@ -168,6 +174,7 @@ def leaderboard(records: list[dict[str, Any]], space: Space, top: int | None = 1
     rows = []
     for place, record in enumerate(rank(records, space.mode)[:top], 1):
         row = {"rank": place, "trial": record["trial_id"], space.metric: record["best"],
+               **{name: (record.get("costs") or {}).get(name) for name, _ in space.costs},
                "epochs": record["epochs"], "status": record["status"]}
         row.update({k: record["config"].get(k, "") for k in searched})
         rows.append(row)
@@ -235,6 +242,12 @@ def write_history(grid, folder: Path) -> None:
     history.to_csv(folder / HISTORY_FILE, index=False)
 
 
+def pareto_row(record: dict[str, Any], space: Space) -> dict[str, Any]:
+    """A trial of the Pareto set as the summary lists it: its objectives, epochs, status, backbone."""
+    return {"trial_id": record["trial_id"], space.metric: record["best"], **record["costs"],
+            "epochs": record["epochs"], "status": record["status"], "backbone": record["config"].get("backbone")}
+
+
 def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[str, Any]:
     """A space file that trains exactly ``config`` once, on the same data, for the same epochs."""
     raw = {key: value for key, value in space.raw.items() if key not in ("space", "search", "cpu")}
@@ -286,12 +299,16 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         "best_val": None, "test": None, "model": None, "final": None, "kept_default": kept_default(ranked, space.mode),
         **(extra or {}),
     }
-    best = ranked[0] if ranked and ranked[0]["best"] is not None else None
+    if space.objectives:
+        summary["objectives"] = [{"metric": name, "mode": mode} for name, mode in space.objectives]
+        summary["pareto"] = [pareto_row(r, space) for r in pareto_records(records, space)]
+    chosen, summary["pick"] = pick_trial(ranked, space)  # final.pick: the trial the final stage builds on
+    best = chosen[0] if chosen and chosen[0]["best"] is not None else None
     final = None
     if best is not None:
         about = {"image_size": space.data.image_size and list(space.data.image_size),
                  "input_size": list(dataset.image_shape), "metric": space.metric, "trial_id": best["trial_id"]}
-        final = run_final(grid, ranked, space, dataset, folder / MODEL_FILE, about,
+        final = run_final(grid, chosen, space, dataset, folder / MODEL_FILE, about,
                           sharing=(cluster or {}).get("data_sharing"))
         summary.update(best_trial=best["trial_id"], best_config=best["config"],
                        best_val={space.metric: best["best"], "epoch": best["best_epoch"]})
@@ -305,6 +322,8 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         summary.update(best_trial=best["trial_id"], best_config=best["config"],
                        best_val={space.metric: best["best"], "epoch": best_epoch},
                        test=test, model=str(model_path), final=final)
+        if space.objectives:
+            summary["model_costs"] = model_costs(final, records, space)
         (folder / BEST_CONFIG_FILE).write_text(
             f"# The best configuration of search {name!r} (trial {best['trial_id']}, "
             f"{space.metric} {best['best']:.4f}).\n# Retrain it: python -m search.run "

@@ -33,6 +33,7 @@ from search import budget, cluster, estimate
 from search.files import REPORT_FOLDER, SPACE_COPY, STUDY_FILE, SUMMARY_FILE
 from search.final import describe as describe_final, side_by_side
 from search.retrain import describe_seeds
+from search.pareto import describe_pareto
 from search.results import format_table, leaderboard, write_results
 from search.driver import parameter_columns
 from search.space import Space, load_space
@@ -483,6 +484,8 @@ def report(summary: dict, space: Space, folder: Path, mode: str, elapsed: float)
         print(f"the default configuration (trial {kept['trial_id']}, {space.metric} {kept['best']:.4f}) ranks first: "
               f"the best other trial's {kept['best_other']:.4f} is within one standard error ({kept['margin']:.4f}) "
               "of it (search.favour_default)")
+    for line in describe_pareto(summary):
+        print(line)
     if summary["test"]:
         test, final = summary["test"], summary["final"]
         print(f"\nbest trial {summary['best_trial']} ({space.metric} {summary['best_val'][space.metric]:.4f} "

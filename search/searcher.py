@@ -28,6 +28,9 @@ from search.adapter import completed_trials, optuna_study, optuna_trials
 from trainable.best import Best, best_key, finite
 
 log = logging.getLogger(__name__)
+# The user attribute holding a multi-objective trial's metric by epoch ({"3": 0.91, ...}): Optuna
+# takes no intermediate values there, and the report's importances read the first rung from it.
+EPOCH_VALUES = "epoch_values"
 
 
 class PruningOptunaSearch(OptunaSearch):
@@ -45,6 +48,14 @@ class PruningOptunaSearch(OptunaSearch):
       ranks it below every feasible trial instead of reading the sentinel value (0 AUC, infinite
       loss) as an ordinary, merely bad, result.
 
+    A multi-objective search (``metric`` and ``mode`` lists: the validation metric, then costs,
+    :mod:`trainable.cost`) tells a full trial its best value and its costs. Optuna takes no
+    intermediate values in a multi-objective study, so a trial stopped early is PRUNED without
+    them: TPE ranks such trials after the completed ones when it splits trials into its good and
+    bad groups (a scheduler stopped them for being beaten at a rung), never reading a low-budget
+    value as a final one, which Ray's own ``OptunaSearch`` does (it tells every trial COMPLETE with
+    its last values). Each trial's metric by epoch is kept as its ``epoch_values`` user attribute.
+
     Args:
         max_epochs: The epoch budget of a full trial (ASHA's ``max_t``).
         start_until: No trial starts after this ``time.time()`` (a time budget's end, less the
@@ -61,12 +72,17 @@ class PruningOptunaSearch(OptunaSearch):
     def __init__(self, *args, max_epochs: int, epoch_key: str = "epoch", start_until: float | None = None,
                  min_starts: int = 1, **kwargs):
         super().__init__(*args, **kwargs)
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        modes = self.mode if isinstance(self.mode, list) else [self.mode]
+        self.primary, self.primary_mode = metrics[0], modes[0]
+        self.costs = list(zip(metrics[1:], modes[1:]))  # a multi-objective search's cost objectives
         self.max_epochs = max_epochs
         self.epoch_key = epoch_key
         self.start_until = start_until
         self.min_starts = min_starts
         self.started = 0
         self.best: dict[str, Best] = {}
+        self.curves: dict[str, dict[str, float]] = {}  # multi-objective: each running trial's values by epoch
 
     def suggest(self, trial_id: str):
         """The next configuration; none once ``start_until`` (a ``time.time()``) has passed and
@@ -86,24 +102,36 @@ class PruningOptunaSearch(OptunaSearch):
 
     def stopped_early(self, result: dict | None, error: bool) -> bool:
         """Whether a trial ended with a metric before its epoch budget, neither failed nor diverged."""
-        return (not error and bool(result) and finite(result.get(self.metric)) is not None
+        return (not error and bool(result) and finite(result.get(self.primary)) is not None
                 and not result.get("diverged")
                 and result.get(self.epoch_key, self.max_epochs) < self.max_epochs)
 
     def _report(self, trial_id: str, result: dict) -> None:
-        """Tell Optuna one epoch's value (finite, not diverged) at step = the epoch."""
-        value, epoch = finite(result.get(self.metric)), result.get(self.epoch_key)
+        """Tell Optuna one epoch's value (finite, not diverged) at step = the epoch (not in a
+        multi-objective study, where Optuna takes no intermediate values)."""
+        value, epoch = finite(result.get(self.primary)), result.get(self.epoch_key)
         if value is None or result.get("diverged") or epoch is None:
             return
-        self.best.setdefault(trial_id, Best(self.mode)).update(value, int(epoch))
+        self.best.setdefault(trial_id, Best(self.primary_mode)).update(value, int(epoch))
+        if self.costs:  # kept for the trial's end (EPOCH_VALUES)
+            self.curves.setdefault(trial_id, {})[str(int(epoch))] = value
+            return
         with warnings.catch_warnings():  # a step already reported is kept, with a warning
             warnings.simplefilter("ignore")
             optuna_trials(self)[trial_id].report(value, int(epoch))
 
     def _best_value(self, trial_id: str, result: dict) -> float | None:
         """The trial's own record of its best value, else the best this searcher saw."""
-        reported = finite(result.get(best_key(self.metric)))
-        return reported if reported is not None else self.best.get(trial_id, Best(self.mode)).value
+        reported = finite(result.get(best_key(self.primary)))
+        return reported if reported is not None else self.best.get(trial_id, Best(self.primary_mode)).value
+
+    def _values(self, best: float, result: dict) -> float | list[float] | None:
+        """What Optuna is told of a trial that ran its budget: its best value, and in a
+        multi-objective search its costs after it (None if one is missing)."""
+        if not self.costs:
+            return best
+        costs = [finite(result.get(name)) for name, _ in self.costs]
+        return None if any(c is None for c in costs) else [best, *costs]
 
     def _told_before(self, trial_id: str) -> bool:
         """Whether the study already holds the trial as finished. A driver killed after Optuna's
@@ -127,19 +155,22 @@ class PruningOptunaSearch(OptunaSearch):
         # reaches only this method, never on_trial_result: record it at its step too.
         self._report(trial_id, result)
         best = self._best_value(trial_id, result)
+        if self.curves.get(trial_id):
+            ot_trial.set_user_attr(EPOCH_VALUES, self.curves[trial_id])
         if result.get("diverged") and not error:
             ot_trial.set_user_attr("diverged", True)
             if result.get("out_of_memory"):
                 ot_trial.set_user_attr("out_of_memory", True)
             ot_trial.set_constraint("diverged", 1.0)
-            worst = -math.inf if self.mode == "max" else math.inf
-            self.study.tell(ot_trial, worst, state=TrialState.COMPLETE)
+            modes = [self.primary_mode, *(mode for _, mode in self.costs)]
+            worst = [-math.inf if mode == "max" else math.inf for mode in modes]
+            self.study.tell(ot_trial, worst if self.costs else worst[0], state=TrialState.COMPLETE)
         elif self.stopped_early(result, error):
             self.study.tell(ot_trial, state=TrialState.PRUNED)
-        elif error or best is None:
+        elif error or best is None or self._values(best, result) is None:
             self.study.tell(ot_trial, state=TrialState.FAIL)
         else:
-            self.study.tell(ot_trial, best, state=TrialState.COMPLETE)
+            self.study.tell(ot_trial, self._values(best, result), state=TrialState.COMPLETE)
         completed_trials(self).add(trial_id)
         # The study holds the finished trial now. Kept here too, every finished trial would go into
         # each experiment snapshot (Ray pickles the searcher whole after every checkpoint):
@@ -147,6 +178,7 @@ class PruningOptunaSearch(OptunaSearch):
         # "The driver at 1,000 trials"). A repeated completion is answered by the completed set.
         optuna_trials(self).pop(trial_id, None)
         self.best.pop(trial_id, None)
+        self.curves.pop(trial_id, None)
 
 
 def close_orphans(journal, study_name: str) -> int:

@@ -6,6 +6,7 @@ A space file (see ``spaces/``)::
     data: {format: fits_csv, path: data/lens_finding, simulate: lens_finding}
     metric: val_auc
     mode: max
+    # objectives: [{val_auc: max}, {throughput: max}]         # instead of metric/mode: a Pareto search
     trial: {epochs: 12, batch_size: 64, resources: {cpu: 1, gpu: 0.25}}
     space:
       lr: {loguniform: [1.0e-4, 3.0e-3]}
@@ -34,6 +35,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from trainable.config import TrainConfig
+from trainable.cost import COSTS
 from trainable.data import DataConfig
 from trainable.errors import UserError
 from trainable.losses import LOSSES
@@ -42,7 +44,9 @@ from trainable.sampling import SAMPLERS
 
 METRICS = ("val_auc", "val_accuracy", "val_f1", "val_tpr10", "val_loss", "train_loss")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-TOP_LEVEL = ("name", "data", "metric", "mode", "trial", "space", "search", "final", "wandb", "storage", "cpu")
+TOP_LEVEL = ("name", "data", "metric", "mode", "objectives", "trial", "space", "search", "final", "wandb", "storage",
+             "cpu")
+SEARCH_SCHEDULERS = ("asha", "mo_asha", "none")
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -74,7 +78,7 @@ class SearchSettings:
     algorithm: str = "optuna"
     num_samples: int = 20
     max_concurrent: int | None = None
-    scheduler: str = "asha"
+    scheduler: str = "asha"  # asha: on the (primary) metric; mo_asha: on every objective (search.mo_asha)
     grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
     reduction_factor: float = 3
     time_budget: float | None = None
@@ -95,6 +99,7 @@ class FinalSettings:
     temperature: bool = True  # fit one temperature on the validation split
     refit: bool = False  # the best configuration trained again on train + val (search.retrain)
     seeds: int = 0  # the candidates trained again with this many other seeds (search.retrain)
+    pick: str = "best"  # best, or cheapest_within:D (objectives: the cheapest trial within D of the best)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,13 @@ class Space:
     final: FinalSettings = FinalSettings()
     cpu_applied: bool = False
     auto: frozenset = frozenset()  # keys left auto (epochs, grace_period, num_samples, image_size)
+    objectives: tuple = ()  # ((metric, mode), (cost, mode), ...): a multi-objective search; () : metric/mode alone
     raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
+
+    @property
+    def costs(self) -> tuple[tuple[str, str], ...]:
+        """The cost objectives (:mod:`trainable.cost`) after the metric, with their modes."""
+        return tuple(self.objectives[1:])
 
     @property
     def epochs(self) -> int:
@@ -217,6 +228,9 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     except UserError as err:
         problems.append(str(err))
     metric, mode = raw.get("metric", "val_auc"), raw.get("mode", "max")
+    objectives = _check_objectives(raw, problems)
+    if objectives:
+        metric, mode = objectives[0]
     if metric not in METRICS:
         problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(METRICS)}")
     if mode not in ("min", "max"):
@@ -246,6 +260,11 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
             problems += [f"{NEEDS_BUDGET[key]}: auto needs search.time_budget (seconds) to size it"
                          for key in sorted(auto & set(NEEDS_BUDGET))]
     final = _check_final(raw.get("final") or {}, problems)
+    if not objectives:
+        if search is not None and search.scheduler == "mo_asha":
+            problems.append("search.scheduler: mo_asha ranks by several objectives; this file has no objectives:")
+        if final is not None and final.pick != "best":
+            problems.append(f"final.pick: {final.pick!r} trades the metric against a cost; this file has no objectives:")
     wandb = _check_settings(WandbSettings, raw.get("wandb") or {}, "wandb", problems)
     if wandb and wandb.mode not in ("auto", "online", "offline", "disabled"):
         problems.append(f"wandb.mode: {wandb.mode!r} is not one of auto, online, offline, disabled")
@@ -255,7 +274,45 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     if problems:
         return None
     return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
-                 final=final, auto=frozenset(auto))
+                 final=final, auto=frozenset(auto), objectives=objectives)
+
+
+def _check_objectives(raw: dict, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """``objectives:``, a list of ``metric: mode`` (or one mapping of them, in order): first a
+    reported validation metric, then one or more costs (:data:`trainable.cost.COSTS`), each in
+    its one sensible direction. Returns () when the file has none, or after a problem."""
+    spec = raw.get("objectives")
+    if spec is None:
+        return ()
+    example = "e.g. [{val_auc: max}, {throughput: max}]"
+    items = list(spec.items()) if isinstance(spec, Mapping) else None
+    if isinstance(spec, list) and all(isinstance(i, Mapping) and len(i) == 1 for i in spec):
+        items = [next(iter(i.items())) for i in spec]
+    if items is None:
+        problems.append(f"objectives: must be a list of metric: mode, {example}; got {spec!r}")
+        return ()
+    before = len(problems)
+    if len(items) < 2:
+        problems.append(f"objectives: at least two, a metric then a cost ({example}); one is metric: and mode:")
+    for i, (name, mode) in enumerate(items):
+        where = f"objectives[{i}].{name}"
+        if i == 0:
+            if name not in METRICS:
+                problems.append(f"{where}: the first objective is a reported metric, one of {', '.join(METRICS)}")
+            elif mode not in ("min", "max"):
+                problems.append(f"{where}: mode must be min or max, got {mode!r}")
+        elif name not in COSTS:
+            problems.append(f"{where}: objectives after the first are costs, one of {', '.join(COSTS)}")
+        elif mode != COSTS[name]:
+            problems.append(f"{where}: {name} is better {'higher' if COSTS[name] == 'max' else 'lower'}: "
+                            f"mode {COSTS[name]}, not {mode!r}")
+    names = [name for name, _ in items]
+    problems += [f"objectives: {n} named twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    for key in ("metric", "mode"):
+        if key in raw and items and raw[key] != (items[0][0] if key == "metric" else items[0][1]):
+            problems.append(f"{key}: {raw[key]!r} disagrees with the first objective ({items[0][0]}: {items[0][1]}); "
+                            "keep one")
+    return tuple(items) if len(problems) == before else ()
 
 
 def _check_resources(resources: Any) -> list[str]:
@@ -390,11 +447,23 @@ def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
         ("refit", isinstance(settings.refit, bool), "true or false"),
         ("seeds", isinstance(settings.seeds, int) and not isinstance(settings.seeds, bool) and settings.seeds >= 0,
          "a whole number, 0 or more (0: no seed check)"),
+        ("pick", pick_distance(settings.pick) is not None or settings.pick == "best",
+         "best or cheapest_within:D, D a distance of the metric >= 0 (e.g. cheapest_within:0.005)"),
     ]
     for key, ok, expected in checks:
         if not ok:
             problems.append(f"final.{key}: must be {expected}, got {getattr(settings, key)!r}")
     return settings
+
+
+def pick_distance(pick: Any) -> float | None:
+    """D of ``final.pick: cheapest_within:D``; None for any other value."""
+    name, _, distance = str(pick).partition(":")
+    try:
+        value = float(distance)
+    except ValueError:
+        return None
+    return value if name == "cheapest_within" and math.isfinite(value) and value >= 0 else None
 
 
 def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[str]) -> SearchSettings | None:
@@ -408,7 +477,7 @@ def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[s
          and not isinstance(settings.num_samples, bool) and settings.num_samples > 0, "a positive integer or auto"),
         ("max_concurrent", settings.max_concurrent is None or (isinstance(settings.max_concurrent, int)
                                                                and settings.max_concurrent > 0), "a positive integer"),
-        ("scheduler", settings.scheduler in ("asha", "none"), "asha or none"),
+        ("scheduler", settings.scheduler in SEARCH_SCHEDULERS, "asha, mo_asha (objectives:) or none"),
         ("grace_period", settings.grace_period == AUTO or isinstance(settings.grace_period, int)
          and not isinstance(settings.grace_period, bool) and 1 <= settings.grace_period <= (epochs or math.inf),
          "auto or an integer in [1, trial.epochs" + (f" = {epochs}]" if epochs else "]")),

@@ -5,7 +5,8 @@ while the others share the rest; trained alone for all the epochs the search spe
 default configuration beat such a search (BENCHMARKS.md, "Search against the default
 configuration"). So with a time budget a search keeps a share of it (``search.train_on``,
 :func:`search.budget.train_on_share`) from the trials; when they end, the best trial (by the
-search's ranking, :func:`search.results.rank`) goes on from its last epoch, optimizer and
+search's ranking, :func:`search.results.rank`; in a multi-objective search the trial
+``final.pick`` takes, :func:`search.pareto.pick_trial`) goes on from its last epoch, optimizer and
 learning-rate schedule as they were, on the resources of as many trials as one node holds,
 until the budget ends (an epoch that would end after it does not start). Its best epoch over all
 of them is what the final stage (:mod:`search.final`) takes.
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search.pareto import pick_trial
 from search.results import kept_default, rank, trial_records
 from search.retrain import trial_config
 from search.space import Space
@@ -98,7 +100,7 @@ def with_trained_on(grid, space: Space, folder: Path, val_labels: np.ndarray) ->
     """``grid``'s results, the best trial's (ranked with ``val_labels``, the validation split's,
     as :func:`search.results.rank` does) with the epochs it trained on (kept in ``folder``), and
     the record of that, or ``grid`` as it is and None."""
-    ranked = rank(trial_records(grid, space, val_labels), space.mode)
+    ranked = pick_trial(rank(trial_records(grid, space, val_labels), space.mode), space)[0]
     if not ranked or ranked[0]["best"] is None:
         return list(grid), None
     trial_id = ranked[0]["trial_id"]
@@ -126,7 +128,8 @@ def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Pa
               f"{record['to_epoch']}), kept in {folder / TRAIN_ON_DIR}", flush=True)
         return results, record
     ranked = rank(trial_records(grid, space, val_labels), space.mode)
-    best = ranked[0] if ranked and ranked[0]["best"] is not None else None
+    picked, pick = pick_trial(ranked, space)  # final.pick: the trial the final model is built on
+    best = picked[0] if picked and picked[0]["best"] is not None else None
     result = next((r for r in grid if best is not None and r.path == best["path"]), None)
     if result is None or result.checkpoint is None or best["status"] in UNFIT or seconds < 1:
         return list(grid), None
@@ -141,6 +144,8 @@ def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Pa
     kept = kept_default(ranked, space.mode)
     which = ("the default configuration, first by search.favour_default (the best other: "
              f"{kept['best_other']:.4f})" if kept and kept["decided"] else "the best")
+    if pick["rule"] != "best":
+        which = f"picked by final.pick {pick['rule']}"
     print(f"train on: trial {best['trial_id']}, {which} ({metric} {best['best']:.4f} at epoch "
           f"{best['best_epoch']} of {best['epochs']}), goes on for {seconds:.0f} s on {widen} trial(s)' "
           f"resources ({cpus * widen:g} CPU, {gpus * widen:g} GPU)", flush=True)

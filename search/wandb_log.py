@@ -214,14 +214,32 @@ class WandbCallback(Callback):
             self._thread = self._queue = None
 
 
+def pareto_plots(summary: dict[str, Any]) -> dict[str, Any]:
+    """A multi-objective search's trials as a W&B table (the metric, each cost, backbone, whether
+    on the Pareto front) and a scatter of the metric against each cost (``wandb.plot.scatter``)."""
+    import wandb
+
+    metric, *costs = [o["metric"] for o in summary["objectives"]]
+    front = {row["trial_id"] for row in summary.get("pareto") or []}
+    rows = [[t["trial_id"], t["best"], *((t.get("costs") or {}).get(c) for c in costs),
+             str((t.get("config") or {}).get("backbone", "")), t["trial_id"] in front]
+            for t in summary.get("trials") or [] if t.get("best") is not None]
+    table = wandb.Table(columns=["trial", metric, *costs, "backbone", "pareto"], data=rows)
+    out: dict[str, Any] = {"objectives": table}
+    for cost in costs:
+        out[f"pareto/{cost}"] = wandb.plot.scatter(table, cost, metric, title=f"{metric} against {cost}")
+    return out
+
+
 def log_search_summary(project: str, entity: str | None, group: str, mode: str, folder: Path,
                        summary: dict[str, Any], importances: dict[str, float] | None = None,
                        pictures: dict[str, Path] | None = None) -> None:
     """One more run in the search's group (``job_type: summary``): the leaderboard table, the
     parameter importances, the final model's test metrics (at its threshold) with W&B's ROC curve,
     operating point and confusion matrix of the test split, the final stage's steps side by side
-    (``final_steps``), the epochs the best trial trained on after the others (``train_on``), and
-    the report's pictures."""
+    (``final_steps``), the epochs the best trial trained on after the others (``train_on``), in a
+    multi-objective search the trials' objectives (``objectives``) and a scatter of the metric
+    against each cost (``pareto/<cost>``), and the report's pictures."""
     import pandas as pd
     import wandb
 
@@ -275,6 +293,9 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
                 rows = [{"trial": row["trial_id"], "trial_value": row["value"], "seed_run": i, "value": value}
                         for row in summary["final"]["seeds"] for i, value in enumerate(row["seeds"], 1)]
                 data["seed_check"] = wandb.Table(dataframe=pd.DataFrame(rows))
+        if summary.get("objectives"):
+            data.update(pareto_plots(summary))
+            run.summary["pareto"] = [row["trial_id"] for row in summary.get("pareto") or []]
         for name, path in (pictures or {}).items():
             data[f"report/{name}"] = wandb.Image(str(path))
         run.log(data)

@@ -53,6 +53,8 @@ class TrainConfig:
         amp: Mixed precision on CUDA (bf16 where the GPU has it natively, else fp16 with loss
             scaling: trainable.device.autocast_dtype); ignored on CPU.
         channels_last: channels_last memory format on CUDA; ignored on CPU.
+        throughput_batch: Images a batch when a multi-objective search measures the trial's
+            inference ``throughput`` (trainable.cost).
     """
 
     backbone: str = "simple_cnn"
@@ -86,6 +88,7 @@ class TrainConfig:
     threads: int | None = None
     amp: bool = True
     channels_last: bool = True
+    throughput_batch: int = 64
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], where: str = "config") -> "TrainConfig":
@@ -106,7 +109,7 @@ class TrainConfig:
                   isinstance(value, expected))
             if not ok:
                 problems.append(f"{where}.{key}: expected {expected.__name__}, got {value!r}")
-        for key in ("lr", "batch_size", "epochs", "cnn_width", "cnn_depth"):
+        for key in ("lr", "batch_size", "epochs", "cnn_width", "cnn_depth", "throughput_batch"):
             value = values.get(key, getattr(defaults, key))
             if isinstance(value, (int, float)) and value <= 0:
                 problems.append(f"{where}.{key}: must be positive, got {value!r}")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
-from trainable import checkpoint
+from trainable import checkpoint, cost
 from trainable.augment import AugmentConfig, augment
 from trainable.best import BEST_EPOCH, MODES, Best, best_key
 from trainable.config import TrainConfig
@@ -235,16 +235,17 @@ def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor,
     return (metrics, probabilities.numpy()) if with_probabilities else metrics
 
 
-def training_state(trial: Trial, epoch: int) -> dict[str, Any]:
-    """What resume needs of the trial after epoch ``epoch`` (0-based)."""
+def training_state(trial: Trial, epoch: int, costs: dict[str, float] | None = None) -> dict[str, Any]:
+    """What resume needs of the trial after epoch ``epoch`` (0-based), with the costs measured
+    before its first epoch (:mod:`trainable.cost`)."""
     return {"model": trial.model.state_dict(), "optimizer": trial.optimizer.state_dict(),
             "scheduler": trial.scheduler.state_dict() if trial.scheduler else None,
-            "scaler": trial.scaler.state_dict(), "epoch": epoch}
+            "scaler": trial.scaler.state_dict(), "epoch": epoch, "costs": costs or {}}
 
 
-def load_checkpoint(trial: Trial, folder: str, mode: str = "max") -> tuple[int, Best, dict | None]:
-    """Restore a trial's state from a checkpoint folder; returns the epoch to continue from and
-    the best value, epoch and weights so far."""
+def load_checkpoint(trial: Trial, folder: str, mode: str = "max") -> tuple[int, Best, dict | None, dict]:
+    """Restore a trial's state from a checkpoint folder; returns the epoch to continue from, the
+    best value, epoch and weights so far, and the costs measured before the first epoch."""
     state = checkpoint.load_state(folder, trial.device)
     trial.model.load_state_dict(state["model"])
     trial.optimizer.load_state_dict(state["optimizer"])
@@ -252,7 +253,7 @@ def load_checkpoint(trial: Trial, folder: str, mode: str = "max") -> tuple[int, 
         trial.scheduler.load_state_dict(state["scheduler"])
     if state.get("scaler"):
         trial.scaler.load_state_dict(state["scaler"])
-    return (state["epoch"] + 1, *checkpoint.restore_best(state, folder, mode))
+    return (state["epoch"] + 1, *checkpoint.restore_best(state, folder, mode), dict(state.get("costs") or {}))
 
 
 def place_data(trial: Trial, dataset: ImageDataset) -> tuple[SplitRows, SplitRows]:
@@ -298,7 +299,7 @@ def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
 
 def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
           reporter: Reporter | None = None, metric: str = "val_auc", mode: str = "max",
-          until: float | None = None) -> dict[str, float]:
+          until: float | None = None, costs: tuple[str, ...] = ()) -> dict[str, float]:
     """Train one configuration, reporting metrics and a checkpoint after every epoch.
 
     Args:
@@ -310,6 +311,9 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
             ``best_<metric>`` and ``best_epoch``, and the checkpoint keeps that epoch's weights.
         until: A ``time.time()`` no epoch should end after: training stops before an epoch
             that, as long as the last one, would not end by then (the first always runs).
+        costs: What the trained model costs to run, measured once before the first epoch and
+            reported with every epoch: ``throughput``, ``params``, ``flops``
+            (:mod:`trainable.cost`; a multi-objective search's objectives).
 
     Returns:
         The last epoch's metrics. A trial whose training loss, weights or validation
@@ -327,20 +331,22 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
                         "val_f1, val_tpr10, val_loss and the mode max or min")
     trial = setup(config, dataset)
     try:
-        return _train_epochs(trial, dataset, reporter, metric, mode, until)
+        return _train_epochs(trial, dataset, reporter, metric, mode, until, tuple(costs))
     finally:
         release(trial.device)  # the cached GPU memory goes to the GPU's next trial
 
 
 def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None, metric: str,
-                  mode: str, until: float | None = None) -> dict[str, float]:
+                  mode: str, until: float | None = None, costs: tuple[str, ...] = ()) -> dict[str, float]:
     """Every epoch from the reporter's checkpoint on; returns the last epoch's metrics."""
     config = trial.config
     if reporter is None:
         reporter = LocalReporter(tempfile.mkdtemp(prefix="trial-"))
         log.info("checkpoints and metrics of this trial go to %s", reporter.root)
     restored = reporter.restore()
-    start, best, best_weights = load_checkpoint(trial, restored, mode) if restored else (0, Best(mode), None)
+    start, best, best_weights, measured = load_checkpoint(trial, restored, mode) if restored else (0, Best(mode), None, {})
+    if set(costs) - set(measured):
+        measured.update(measure_costs(trial, dataset, [c for c in costs if c not in measured]))
     about = checkpoint.describe(config.to_dict(), dataset)
     train_split, val_split = place_data(trial, dataset)
     metrics: dict[str, float] | None = {}
@@ -359,14 +365,22 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
             best_weights = checkpoint.weights_copy(trial.model)
         if best.value is not None:
             metrics.update({best_key(metric): best.value, BEST_EPOCH: best.epoch})
+        metrics.update(measured)
         with tempfile.TemporaryDirectory(prefix="checkpoint-") as folder:
-            checkpoint.save(folder, state=training_state(trial, epoch), about=about, best=best,
+            checkpoint.save(folder, state=training_state(trial, epoch, measured), about=about, best=best,
                             best_weights=best_weights, probabilities=probabilities)
             reporter.report(metrics, folder)
         last_s = time.time() - began
         if metrics["diverged"]:
             break
     return metrics
+
+
+def measure_costs(trial: Trial, dataset: ImageDataset, wanted) -> dict[str, float]:
+    """The costs in ``wanted`` of the trial's model on its device (:func:`trainable.cost.measure`)."""
+    return cost.measure(wanted, trial.model, (dataset.in_chans, *dataset.image_shape), trial.device,
+                        trial.config.throughput_batch, trial.autocast_dtype,
+                        trial.device.type == "cuda" and trial.config.channels_last)
 
 
 def time_training(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,

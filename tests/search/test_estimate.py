@@ -56,6 +56,14 @@ def test_overrides_change_the_estimate(tmp_path, monkeypatch, capsys):
     assert "give --epoch-seconds S" in out
 
 
+def test_objectives_are_named_with_their_early_stopping_and_pick(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = run_dry(capsys, LENS, "--dry-run", "--gpus", "8", "--set", "objectives=[{val_auc: max}, {params: min}]",
+                  "--set", "search.scheduler=mo_asha", "--set", "final.pick=cheapest_within:0.01")
+    assert ("objectives: val_auc (max), params (min), each trial measuring its costs once; MO-ASHA ranks trials "
+            "at each rung by all of them; the final model's trial: final.pick cheapest_within:0.01") in out
+
+
 def test_time_budget_is_settled_from_a_timed_step(tmp_path, monkeypatch, capsys):
     """The quick start's cpu: block leaves epochs, trials and image size auto: without a time the
     dry run says so; with --time it times a step here and settles them as the launch would, on

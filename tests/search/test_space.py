@@ -149,3 +149,40 @@ def test_more_than_one_gpu_a_trial_is_refused(tmp_path, gpu):
     for fine in (1, 0.25):
         path = _write(tmp_path, {**GOOD, "trial": {"epochs": 6, "resources": {"cpu": 1, "gpu": fine}}})
         assert load_space(path).resources["gpu"] == fine
+
+
+def test_objectives_set_the_metric_and_the_costs(tmp_path):
+    content = {k: v for k, v in GOOD.items() if k not in ("metric", "mode")}
+    space = load_space(_write(tmp_path, {**content, "objectives": [{"val_auc": "max"}, {"throughput": "max"}],
+                                         "search": {**GOOD["search"], "scheduler": "mo_asha"},
+                                         "final": {"pick": "cheapest_within:0.005"}}))
+    assert (space.metric, space.mode, space.costs) == ("val_auc", "max", (("throughput", "max"),))
+    assert space.search.scheduler == "mo_asha" and space.final.pick == "cheapest_within:0.005"
+    # One mapping, in order, reads the same; metric and mode may repeat the first objective.
+    text = yaml.safe_dump(GOOD) + "objectives: {val_auc: max, params: min, flops: min}\n"
+    same = load_space(_write(tmp_path, text))
+    assert same.objectives == (("val_auc", "max"), ("params", "min"), ("flops", "min"))
+    assert load_space(_write(tmp_path, GOOD)).objectives == ()
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"objectives": [{"val_auc": "max"}]}, "objectives: at least two"),
+    ({"objectives": ["val_auc", "throughput"]}, "objectives: must be a list of metric: mode"),
+    ({"objectives": [{"val_auc": "max"}, {"latency": "min"}]}, "objectives[1].latency: objectives after the first are costs"),
+    ({"objectives": [{"val_auc": "max"}, {"throughput": "min"}]}, "objectives[1].throughput: throughput is better higher: mode max"),
+    ({"objectives": [{"params": "min"}, {"val_auc": "max"}]}, "objectives[0].params: the first objective is a reported metric"),
+    ({"objectives": [{"val_auc": "max"}, {"params": "min"}, {"params": "min"}]}, "objectives: params named twice"),
+    ({"metric": "val_loss", "objectives": [{"val_auc": "max"}, {"params": "min"}]},
+     "metric: 'val_loss' disagrees with the first objective (val_auc: max)"),
+    ({"search": {"scheduler": "mo_asha"}}, "search.scheduler: mo_asha ranks by several objectives; this file has no objectives:"),
+    ({"final": {"pick": "cheapest_within:0.01"}}, "final.pick: 'cheapest_within:0.01' trades the metric against a cost"),
+    ({"objectives": [{"val_auc": "max"}, {"params": "min"}], "final": {"pick": "smallest"}},
+     "final.pick: must be best or cheapest_within:D"),
+    ({"objectives": [{"val_auc": "max"}, {"params": "min"}], "final": {"pick": "cheapest_within:-1"}},
+     "final.pick: must be best or cheapest_within:D"),
+])
+def test_bad_objectives_name_the_file_and_key(tmp_path, change, expected):
+    path = _write(tmp_path, {**GOOD, **change})
+    with pytest.raises(UserError) as err:
+        load_space(path)
+    assert str(path) in str(err.value) and expected in str(err.value), str(err.value)

@@ -1,0 +1,256 @@
+"""Several objectives at once: non-dominated sorting, the Pareto set, and what a multi-objective
+search hands back.
+
+A search with ``objectives:`` (:mod:`search.space`) trades a validation metric against an
+inference cost (``throughput``, ``params``, ``flops``: :mod:`trainable.cost`). The sorting here
+ranks trials at MO-ASHA's rungs (:mod:`search.mo_asha`) and finds the Pareto set of a finished
+search; ``final.pick`` chooses the trial the final model is built on (:func:`pick_trial`).
+
+The sorting functions take points as an ``(n, k)`` array of objective values and ``modes``
+(``max`` or ``min`` per column). Optuna sorts the same way inside its samplers, in private
+functions only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+
+def as_minimised(points, modes: Sequence[str]) -> np.ndarray:
+    """``points`` turned so that smaller is better in every column; NaN becomes the worst value."""
+    values = np.asarray(points, dtype=float).reshape(len(points), len(modes))
+    values = values * np.where(np.asarray(modes) == "max", -1.0, 1.0)
+    return np.where(np.isnan(values), np.inf, values)
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether minimised point ``a`` is at least as good as ``b`` everywhere and better somewhere."""
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def front_ranks(points, modes: Sequence[str]) -> np.ndarray:
+    """Each point's non-domination rank: 0 for the Pareto front, 1 for the front of the rest, ...
+    (Deb et al.'s fast non-dominated sort; rungs and searches hold hundreds of points, not more)."""
+    values = as_minimised(points, modes)
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    better_eq = np.all(values[:, None, :] <= values[None, :, :], axis=2)
+    strictly = np.any(values[:, None, :] < values[None, :, :], axis=2)
+    beats = better_eq & strictly  # beats[i, j]: i dominates j
+    dominated_by = beats.sum(axis=0)
+    ranks = np.full(n, -1)
+    current, rank = np.flatnonzero(dominated_by == 0), 0
+    while current.size:
+        ranks[current] = rank
+        dominated_by = dominated_by - beats[current].sum(axis=0)
+        dominated_by[ranks >= 0] = -1
+        current, rank = np.flatnonzero(dominated_by == 0), rank + 1
+    return ranks
+
+
+def pareto_mask(points, modes: Sequence[str]) -> np.ndarray:
+    """Which points no other point dominates (equal points are all kept)."""
+    return front_ranks(points, modes) == 0
+
+
+def crowding_distance(points, modes: Sequence[str]) -> np.ndarray:
+    """NSGA-II's crowding distance of each point within its set: the two ends of every objective
+    get infinity, the others the sum over objectives of the normalised gap between their
+    neighbours. A larger distance is a point in a sparser part of the front."""
+    values = as_minimised(points, modes)
+    n, k = values.shape
+    distance = np.zeros(n)
+    if n <= 2:
+        return np.full(n, math.inf)
+    for j in range(k):
+        order = np.argsort(values[:, j], kind="stable")
+        column = values[order, j]
+        distance[order[[0, -1]]] = math.inf
+        span = column[-1] - column[0]
+        if not math.isfinite(span) or span <= 0:
+            continue
+        distance[order[1:-1]] += (column[2:] - column[:-2]) / span
+    return distance
+
+
+def pareto_order(points, modes: Sequence[str]) -> np.ndarray:
+    """Indices of ``points`` best first: by front, then by crowding distance within the front
+    (largest first), then by the first objective."""
+    values = as_minimised(points, modes)
+    ranks = front_ranks(values, ["min"] * values.shape[1])
+    crowding = np.zeros(len(values))
+    for rank in np.unique(ranks):
+        members = np.flatnonzero(ranks == rank)
+        crowding[members] = crowding_distance(values[members], ["min"] * values.shape[1])
+    return np.lexsort((values[:, 0], -crowding, ranks)) if len(values) else np.zeros(0, dtype=int)
+
+
+# What a finished search hands back on several objectives. A trial record (search.results) holds
+# its best value of the metric (``best``) and, in a multi-objective search, its ``costs``.
+
+# What sets a network's inference cost, besides the search's fixed input size and device.
+ARCHITECTURE_KEYS = ("backbone", "cnn_width", "cnn_depth", "throughput_batch", "amp", "channels_last")
+
+
+def architecture(config: dict) -> tuple:
+    """The settings that shape a trial's network and how it runs (:data:`ARCHITECTURE_KEYS`)."""
+    from trainable.config import TrainConfig
+
+    defaults = TrainConfig()
+    return tuple(config.get(key, getattr(defaults, key)) for key in ARCHITECTURE_KEYS)
+
+
+def pool_throughput(records: list[dict]) -> None:
+    """Give each trial the fastest ``throughput`` measured by any trial of its architecture,
+    keeping its own as ``measured_throughput``.
+
+    Throughput is a property of the architecture, but each trial measures it while others train
+    beside it: on 2 cores two trials of one network measured 408 and 918 images/s. Left as
+    measured, such noise puts trials on the Pareto front for a lucky timing; the fastest
+    measurement of an architecture is the least disturbed one (:mod:`trainable.cost`)."""
+    fastest: dict[tuple, float] = {}
+    for record in records:
+        value = (record.get("costs") or {}).get("throughput")
+        if value is not None:
+            key = architecture(record["config"])
+            fastest[key] = max(value, fastest.get(key, value))
+    for record in records:
+        value = (record.get("costs") or {}).get("throughput")
+        if value is not None:
+            record["measured_throughput"] = value
+            record["costs"]["throughput"] = fastest[architecture(record["config"])]
+
+
+def objective_values(record: dict, space) -> list[float] | None:
+    """A trial's objectives in the space's order: its best value, then its costs; None when the
+    trial has no value or a cost is missing (it never reported one, or did not finish an epoch)."""
+    costs = record.get("costs") or {}
+    values = [record.get("best"), *(costs.get(name) for name, _ in space.costs)]
+    return None if any(v is None or not math.isfinite(v) for v in values) else [float(v) for v in values]
+
+
+def pareto_records(records: list[dict], space) -> list[dict]:
+    """The trials no other trial beats on every objective at once (their best validation value,
+    their costs), best first on the metric. Stopped trials count: each is a model with the value it
+    reached, whatever its scheduler thought of its prospects."""
+    scored = [(r, objective_values(r, space)) for r in records]
+    scored = [(r, v) for r, v in scored if v is not None]
+    if not scored:
+        return []
+    modes = [mode for _, mode in space.objectives]
+    keep = pareto_mask([v for _, v in scored], modes)
+    front = [r for (r, _), k in zip(scored, keep) if k]
+    return sorted(front, key=lambda r: -r["best"] if space.mode == "max" else r["best"])
+
+
+def cheaper_or_equal(a: dict, b: dict, space) -> bool:
+    """Whether trial ``a`` costs no more than ``b`` on every cost objective."""
+    return all((a["costs"][name] >= b["costs"][name]) if mode == "max" else (a["costs"][name] <= b["costs"][name])
+               for name, mode in space.costs)
+
+
+def pick_trial(ranked: list[dict], space) -> tuple[list[dict], dict | None]:
+    """``final.pick`` applied to the ranked trials (search.results.rank). Returns the trials the
+    final stage builds from, the picked one first, and what was picked (None: no trial has a
+    value).
+
+    * ``best``: the ranked order as it is: the best on the metric (the default configuration
+      when the one-standard-error rule kept it).
+    * ``cheapest_within:D``: among trials whose metric is within ``D`` of the best trial's, the
+      cheapest by the first cost (the next costs, then the metric, break ties). Only trials no
+      costlier than it on every cost follow it, so an ensemble (``final.ensemble``) never adds a
+      costlier member to the model a cost-aware search hands back.
+    """
+    from search.space import pick_distance
+
+    scored = [r for r in ranked if r["best"] is not None]
+    if not scored:
+        return ranked, None
+    rule = space.final.pick
+    if rule == "best" or not space.costs:
+        return ranked, {"rule": "best", "trial_id": scored[0]["trial_id"]}
+    distance, sign = pick_distance(rule), 1 if space.mode == "max" else -1
+    top = max(sign * r["best"] for r in scored)
+    within = [r for r in scored if objective_values(r, space) is not None and top - sign * r["best"] <= distance + 1e-12]
+    if not within:  # no trial near the best reported its costs: the best, as ranked
+        return ranked, {"rule": rule, "trial_id": scored[0]["trial_id"], "note": "no trial with costs near the best"}
+
+    def key(r):
+        return (*(-r["costs"][c] if m == "max" else r["costs"][c] for c, m in space.costs), -sign * r["best"])
+
+    picked = min(within, key=key)
+    followers = [r for r in scored if r is not picked and objective_values(r, space) is not None
+                 and cheaper_or_equal(r, picked, space)]
+    return [picked, *followers], {"rule": rule, "trial_id": picked["trial_id"], "distance": distance,
+                                  "best_value": sign * top, "candidates": len(within)}
+
+
+TTA_VIEWS = {False: 1, True: 8, "hflip": 2}
+
+
+def model_costs(final: dict | None, records: list[dict], space) -> dict[str, float] | None:
+    """What the model handed back costs to run: its members' costs added up (parameters and FLOPs
+    summed, throughput combined as the members run one after the other) and multiplied by the
+    views its test-time augmentation averages. None without costs or a final model."""
+    if not space.costs or not final:
+        return None
+    by_id = {r["trial_id"]: r for r in records}
+    members = [by_id.get(t) for t in final.get("members", [])]
+    if not members or any(m is None or not m.get("costs") for m in members):
+        return None
+    views = TTA_VIEWS.get(final.get("tta"), 1)
+    out = {"members": len(members), "tta_views": views}
+    for name, _ in space.costs:
+        values = [m["costs"].get(name) for m in members]
+        if any(v is None or not v for v in values):
+            continue
+        if name == "throughput":
+            out[name] = 1.0 / (views * sum(1.0 / v for v in values))
+        elif name == "flops":
+            out[name] = views * sum(values)
+        else:
+            out[name] = sum(values)
+    return out
+
+
+def format_cost(name: str, value: float | None) -> str:
+    """A cost as people read it: images/s, parameters and FLOPs with an SI prefix."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if name == "throughput":
+        return f"{value:,.0f} img/s"
+    for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{prefix}" + (" FLOPs" if name == "flops" else "")
+    return f"{value:.0f}" + (" FLOPs" if name == "flops" else "")
+
+
+def describe_pareto(summary: dict) -> list[str]:
+    """The printed lines of a multi-objective search: the Pareto set, best first on the metric,
+    what ``final.pick`` took, and what the final model costs. Empty for one objective."""
+    if not summary.get("objectives"):
+        return []
+    metric, *costs = [o["metric"] for o in summary["objectives"]]
+    front = summary.get("pareto") or []
+    lines = [f"Pareto set ({len(front)} of {summary.get('num_trials', '?')} trials: none beaten on "
+             f"{metric} and {', '.join(costs)} at once):"]
+    for row in front:
+        cells = ", ".join(format_cost(c, row.get(c)) for c in costs)
+        lines.append(f"  {row['trial_id']}  {metric} {row[metric]:.4f}  {cells}  "
+                     f"({row.get('backbone') or '?'}, {row['epochs']} epochs, {row['status']})")
+    pick = summary.get("pick") or {}
+    if pick.get("rule", "best") != "best":
+        lines.append(f"final.pick {pick['rule']}: trial {pick['trial_id']}, the cheapest of {pick.get('candidates', '?')} "
+                     f"within {pick.get('distance', 0):g} of the best {metric} ({pick.get('best_value', math.nan):.4f})")
+    else:
+        lines.append(f"final.pick best: trial {pick.get('trial_id')}; the cheapest close to it: "
+                     f"--set final.pick=cheapest_within:0.005 (python -m search.final RESULTS --set ...)")
+    model = summary.get("model_costs")
+    if model:
+        cells = ", ".join(format_cost(c, model.get(c)) for c in costs)
+        lines.append(f"the final model ({model['members']} member(s) x {model['tta_views']} TTA view(s)) costs {cells}")
+    return lines
