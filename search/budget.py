@@ -308,11 +308,18 @@ def full_epochs(grace: int, eta: float, minimum: int = MIN_FULL_EPOCHS, fewest: 
 
 def train_on_share(space: Space) -> float:
     """The share of the time budget kept for the best trial to train on: ``search.train_on``,
-    :data:`TRAIN_ON` when ``auto``; none without a time budget."""
+    :data:`TRAIN_ON` when ``auto``; none without a time budget.
+
+    ``auto`` keeps none in a multi-objective search (``objectives:``): the trial that trained on
+    went past every other trial's ``max_t`` and, cheap or not, dominated the whole front (the
+    quick start over resnet10t and simple_cnn: a front of one, a simple_cnn trained 213 epochs
+    against 15; BENCHMARKS.md, "Accuracy against inference cost"). The budget goes to the trials."""
     share = space.search.train_on
     if not space.search.time_budget:
         return 0.0
-    return float(TRAIN_ON if share == AUTO else share)
+    if share == AUTO:
+        return 0.0 if space.objectives else TRAIN_ON
+    return float(share)
 
 
 def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.pareto import pareto_order
+from search.pareto import FastestByArchitecture, pareto_order
 
 
 def rung_milestones(grace_period: int, max_t: int, reduction_factor: float) -> list[int]:
@@ -33,6 +33,8 @@ class ParetoASHA(FIFOScheduler):
     :func:`pareto_order`; it goes on if it is among the first ``ceil(n / reduction_factor)`` of
     the ``n``, as the top ``1 / reduction_factor`` go on in ASHA (Ray's ASHA compares with a
     percentile of the others: the same share, ties aside). A trial stops at ``max_t``.
+    ``throughput``, when an objective, is read as the fastest any trial of the same architecture
+    measured so far (:class:`search.pareto.FastestByArchitecture`), at each decision.
 
     Args:
         time_attr: The reported field that counts a trial's progress (epochs).
@@ -54,6 +56,9 @@ class ParetoASHA(FIFOScheduler):
         self._rungs: list[tuple[int, dict[str, tuple[float, ...]]]] = [
             (milestone, {}) for milestone in rung_milestones(grace_period, max_t, reduction_factor)]
         self._num_stopped = 0
+        self._pooled = self._metrics.index("throughput") if "throughput" in self._metrics else None
+        self._fastest = FastestByArchitecture()
+        self._configs: dict[str, dict] = {}  # trial id -> configuration, for its architecture
 
     @property
     def metric(self) -> str:
@@ -71,10 +76,18 @@ class ParetoASHA(FIFOScheduler):
                 continue
             recorded[trial_id] = values
             ids = list(recorded)
-            order = pareto_order([recorded[i] for i in ids], self._modes)
+            order = pareto_order([self._pooled_values(i, recorded[i]) for i in ids], self._modes)
             place = int(np.flatnonzero(order == ids.index(trial_id))[0])
             return TrialScheduler.CONTINUE if place < math.ceil(len(ids) / self._rf) else TrialScheduler.STOP
         return TrialScheduler.CONTINUE
+
+    def _pooled_values(self, trial_id: str, values: tuple[float, ...]) -> tuple[float, ...]:
+        """``values`` with the throughput of the trial's architecture's fastest measurement."""
+        if self._pooled is None or trial_id not in self._configs:
+            return values
+        pooled = list(values)
+        pooled[self._pooled] = self._fastest.get(self._configs[trial_id])
+        return tuple(pooled)
 
     def _values(self, result: dict) -> tuple[float, ...] | None:
         values = [result.get(m) for m in self._metrics]
@@ -86,6 +99,7 @@ class ParetoASHA(FIFOScheduler):
         values = self._values(result)
         if values is None:
             return TrialScheduler.CONTINUE
+        self._remember(trial, values)
         action = self.decide(trial.trial_id, result[self._time_attr], values)
         self._num_stopped += action == TrialScheduler.STOP
         return action
@@ -93,7 +107,13 @@ class ParetoASHA(FIFOScheduler):
     def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
         values = self._values(result or {})
         if values is not None:
+            self._remember(trial, values)
             self.decide(trial.trial_id, result[self._time_attr], values)
+
+    def _remember(self, trial, values: tuple[float, ...]) -> None:
+        if self._pooled is not None:
+            self._configs[trial.trial_id] = dict(trial.config or {})
+            self._fastest.update(self._configs[trial.trial_id], values[self._pooled])
 
     def debug_string(self) -> str:
         rungs = ", ".join(f"epoch {m}: {len(r)}" for m, r in self._rungs)

@@ -104,25 +104,42 @@ def architecture(config: dict) -> tuple:
     return tuple(config.get(key, getattr(defaults, key)) for key in ARCHITECTURE_KEYS)
 
 
-def pool_throughput(records: list[dict]) -> None:
-    """Give each trial the fastest ``throughput`` measured by any trial of its architecture,
-    keeping its own as ``measured_throughput``.
+class FastestByArchitecture:
+    """The fastest ``throughput`` any trial of each architecture measured so far.
 
     Throughput is a property of the architecture, but each trial measures it while others train
-    beside it: on 2 cores two trials of one network measured 408 and 918 images/s. Left as
-    measured, such noise puts trials on the Pareto front for a lucky timing; the fastest
-    measurement of an architecture is the least disturbed one (:mod:`trainable.cost`)."""
-    fastest: dict[tuple, float] = {}
-    for record in records:
-        value = (record.get("costs") or {}).get("throughput")
+    beside it: on 2 cores two trials of one network measured 408 and 918 images/s. Taken as
+    measured, such noise would rank trials at MO-ASHA's rungs, steer TPE and put trials on the
+    Pareto front for a lucky timing. The fastest measurement of an architecture is the least
+    disturbed one (:mod:`trainable.cost`), so the scheduler, the searcher and the results all
+    read that.
+    """
+
+    def __init__(self):
+        self.fastest: dict[tuple, float] = {}
+
+    def update(self, config: dict, value: float) -> float:
+        """Record a trial's measurement; returns its architecture's fastest so far."""
+        key = architecture(config)
+        self.fastest[key] = max(value, self.fastest.get(key, value))
+        return self.fastest[key]
+
+    def get(self, config: dict) -> float | None:
+        return self.fastest.get(architecture(config))
+
+
+def pool_throughput(records: list[dict]) -> None:
+    """Give each trial the fastest ``throughput`` measured by any trial of its architecture
+    (:class:`FastestByArchitecture`), keeping its own as ``measured_throughput``."""
+    pool = FastestByArchitecture()
+    measured = [(r, (r.get("costs") or {}).get("throughput")) for r in records]
+    for record, value in measured:
         if value is not None:
-            key = architecture(record["config"])
-            fastest[key] = max(value, fastest.get(key, value))
-    for record in records:
-        value = (record.get("costs") or {}).get("throughput")
+            pool.update(record["config"], value)
+    for record, value in measured:
         if value is not None:
             record["measured_throughput"] = value
-            record["costs"]["throughput"] = fastest[architecture(record["config"])]
+            record["costs"]["throughput"] = pool.get(record["config"])
 
 
 def objective_values(record: dict, space) -> list[float] | None:

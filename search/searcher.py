@@ -25,6 +25,7 @@ from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from search.adapter import completed_trials, optuna_study, optuna_trials
+from search.pareto import FastestByArchitecture
 from trainable.best import Best, best_key, finite
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class PruningOptunaSearch(OptunaSearch):
         self.started = 0
         self.best: dict[str, Best] = {}
         self.curves: dict[str, dict[str, float]] = {}  # multi-objective: each running trial's values by epoch
+        self.fastest = FastestByArchitecture()
 
     def suggest(self, trial_id: str):
         """The next configuration; none once ``start_until`` (a ``time.time()``) has passed and
@@ -125,13 +127,20 @@ class PruningOptunaSearch(OptunaSearch):
         reported = finite(result.get(best_key(self.primary)))
         return reported if reported is not None else self.best.get(trial_id, Best(self.primary_mode)).value
 
-    def _values(self, best: float, result: dict) -> float | list[float] | None:
+    def _values(self, trial_id: str, best: float, result: dict) -> float | list[float] | None:
         """What Optuna is told of a trial that ran its budget: its best value, and in a
-        multi-objective search its costs after it (None if one is missing)."""
+        multi-objective search its costs after it (None if one is missing; ``throughput`` as
+        the fastest its architecture measured so far, :class:`search.pareto.FastestByArchitecture`)."""
         if not self.costs:
             return best
         costs = [finite(result.get(name)) for name, _ in self.costs]
-        return None if any(c is None for c in costs) else [best, *costs]
+        if any(c is None for c in costs):
+            return None
+        names = [name for name, _ in self.costs]
+        if "throughput" in names:
+            config = optuna_trials(self)[trial_id].params
+            costs[names.index("throughput")] = self.fastest.update(config, costs[names.index("throughput")])
+        return [best, *costs]
 
     def _told_before(self, trial_id: str) -> bool:
         """Whether the study already holds the trial as finished. A driver killed after Optuna's
@@ -167,10 +176,10 @@ class PruningOptunaSearch(OptunaSearch):
             self.study.tell(ot_trial, worst if self.costs else worst[0], state=TrialState.COMPLETE)
         elif self.stopped_early(result, error):
             self.study.tell(ot_trial, state=TrialState.PRUNED)
-        elif error or best is None or self._values(best, result) is None:
+        elif (values := None if error or best is None else self._values(trial_id, best, result)) is None:
             self.study.tell(ot_trial, state=TrialState.FAIL)
         else:
-            self.study.tell(ot_trial, self._values(best, result), state=TrialState.COMPLETE)
+            self.study.tell(ot_trial, values, state=TrialState.COMPLETE)
         completed_trials(self).add(trial_id)
         # The study holds the finished trial now. Kept here too, every finished trial would go into
         # each experiment snapshot (Ray pickles the searcher whole after every checkpoint):

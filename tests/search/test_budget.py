@@ -17,7 +17,7 @@ from trainable.errors import UserError
 
 
 def space_file(tmp_path, **blocks):
-    raw = {**SPACE, **{k: {**SPACE.get(k, {}), **v} for k, v in blocks.items()}}
+    raw = {**SPACE, **{k: {**SPACE.get(k, {}), **v} if isinstance(v, dict) else v for k, v in blocks.items()}}
     raw.pop("cpu")
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(raw))
@@ -187,6 +187,20 @@ def test_a_share_of_the_budget_is_kept_for_the_best_trial_to_train_on(tmp_path, 
     short = size_search(space, 14400, 1800, 101, 2, Cost(step_s=1.0, val_image_s=0.002, image_size=101), 300)
     assert short.alone and short.train_on_s == 0
     assert budget.apply(space, short).raw["search"]["train_on"] == 0
+
+
+def test_a_multi_objective_search_keeps_no_share_for_one_trial_unless_told(tmp_path):
+    """One trial trained on past the others' max_t would dominate the whole front: auto is 0."""
+    cost = Cost(step_s=0.25, val_image_s=0.002, image_size=101)
+    space = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
+                                  search={"time_budget": 900, "num_samples": "auto", "grace_period": "auto"},
+                                  objectives=[{"val_auc": "max"}, {"params": "min"}]))
+    sizing = size_search(space, 3200, 400, 101, slots=2, cost=cost, budget_s=900, node_slots=2)
+    assert budget.train_on_share(space) == 0 and sizing.train_on_s == 0 and sizing.search_s == 900
+    told = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
+                                 search={"time_budget": 900, "num_samples": "auto", "train_on": 0.25},
+                                 objectives=[{"val_auc": "max"}, {"params": "min"}]))
+    assert budget.train_on_share(told) == 0.25
 
 
 def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_sizes():

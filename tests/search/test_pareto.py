@@ -60,7 +60,7 @@ def test_rungs_are_where_rays_asha_puts_them():
 
 
 def trial(name):
-    return types.SimpleNamespace(trial_id=name)
+    return types.SimpleNamespace(trial_id=name, config={"backbone": name})  # each its own network
 
 
 def test_mo_asha_keeps_a_cheap_weak_trial_that_asha_stops():
@@ -81,6 +81,27 @@ def test_mo_asha_keeps_a_cheap_weak_trial_that_asha_stops():
     assert decisions["strong"] == (TrialScheduler.CONTINUE, TrialScheduler.CONTINUE)
     assert decisions["cheap"] == (TrialScheduler.CONTINUE, TrialScheduler.STOP)
     assert decisions["worse"] == (TrialScheduler.STOP, TrialScheduler.STOP)
+
+
+def test_mo_asha_reads_each_architectures_fastest_throughput():
+    """A trial timed while another slowed it counts, at every later decision, with the fastest
+    throughput its network measured: a trial of a slower network that was undominated beside the
+    slowed measurement is dominated once the same network is timed again, undisturbed."""
+    mo = ParetoASHA("epoch", ["best_val_auc", "throughput"], ["max", "max"], max_t=9, grace_period=1,
+                    reduction_factor=3)
+
+    def result(name, backbone, auc, speed):
+        config = {"backbone": backbone}
+        return mo.on_trial_result(None, types.SimpleNamespace(trial_id=name, config=config),
+                                  {"epoch": 1, "best_val_auc": auc, "throughput": speed})
+
+    assert result("slowed", "resnet18", 0.90, 300.0) == TrialScheduler.CONTINUE
+    assert result("other", "resnet50", 0.85, 400.0) == TrialScheduler.STOP  # on the front, but ceil(2/3) = 1
+    assert result("fast", "resnet18", 0.95, 1000.0) == TrialScheduler.CONTINUE
+    assert mo._pooled_values("slowed", (0.90, 300.0)) == (0.90, 1000.0)
+    recorded = mo._rungs[0][1]
+    ranks = front_ranks([mo._pooled_values(i, v) for i, v in recorded.items()], ["max", "max"])
+    assert dict(zip(recorded, ranks)) == {"slowed": 1, "other": 2, "fast": 0}
 
 
 def test_mo_asha_promotes_the_top_share_and_stops_at_max_t(tmp_path):

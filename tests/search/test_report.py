@@ -101,13 +101,16 @@ def test_cli_writes_every_figure_into_one_self_contained_page(finished, tmp_path
     assert f'<tr class="best"><td class="">1</td><td class="text">{summary["best_trial"]}</td>' in page
 
 
-def test_a_folder_that_is_not_a_search_is_one_line_and_exit_2(tmp_path):
+def test_a_folder_that_is_not_a_search_is_one_line_and_exit_2(tmp_path, capsys):
+    """In-process (the command line's own wrapper, trainable.errors.exit_on_user_error, turns the
+    error into the line and the status; the report of a real search runs the command above)."""
     for folder in (tmp_path, tmp_path / "no-such-folder"):
-        proc = run_report(folder, "--out", tmp_path / "out")
-        assert proc.returncode == 2, proc.stderr
-        lines = proc.stderr.strip().splitlines()
+        with pytest.raises(SystemExit) as exit_:
+            report.main([str(folder), "--out", str(tmp_path / "out")])
+        assert exit_.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {folder}: no summary.json"), lines
-        assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+        assert not (tmp_path / "out").exists()
 
 
 # The learning curves -----------------------------------------------------------------------------

@@ -182,3 +182,35 @@ def test_trials_asked_but_never_run_are_marked_failed_once_the_search_ends(tmp_p
     states = {t.number: t.state for t in optuna.load_study(study_name="s", storage=storage).trials}
     assert states == {ran.number: TrialState.COMPLETE, orphan.number: TrialState.FAIL}
     assert close_orphans(journal, "s") == 0
+
+
+def test_a_multi_objective_study_is_told_the_best_value_and_costs_and_stopped_trials_are_pruned():
+    """Metric and throughput: a full trial gets its best epoch's AUC and its network's fastest
+    throughput so far; a stopped one is pruned with its curve kept (Optuna takes no intermediate
+    values here); a diverged one is infeasible; then TPE (MOTPE) suggests on from them."""
+    searcher = PruningOptunaSearch(
+        {"backbone": optuna.distributions.CategoricalDistribution(["a", "b"]),
+         "x": optuna.distributions.FloatDistribution(0.0, 1.0)},
+        metric=["val_auc", "throughput"], mode=["max", "max"], max_epochs=3,
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2),
+        points_to_evaluate=[{"backbone": b, "x": 0.5} for b in ("a", "b", "b", "a")])
+    for trial_id in ("full", "stopped", "diverged"):
+        searcher.suggest(trial_id)
+    for epoch, auc in ((1, 0.7), (2, 0.9), (3, 0.8)):
+        searcher.on_trial_result("full", {"val_auc": auc, "throughput": 500.0, "epoch": epoch})
+    searcher.on_trial_complete("full", {"val_auc": 0.8, "best_val_auc": 0.9, "throughput": 500.0, "epoch": 3})
+    searcher.on_trial_result("stopped", {"val_auc": 0.6, "throughput": 900.0, "epoch": 1})
+    searcher.on_trial_complete("stopped", {"val_auc": 0.65, "best_val_auc": 0.65, "throughput": 900.0, "epoch": 2})
+    searcher.on_trial_complete("diverged", {"val_auc": 0.0, "throughput": 800.0, "epoch": 1, "diverged": 1})
+    full, stopped, diverged = searcher.study.trials[:3]  # the fourth start point waits, enqueued
+    assert full.state == optuna.trial.TrialState.COMPLETE and full.values == [0.9, 500.0]
+    assert full.user_attrs["epoch_values"] == {"1": 0.7, "2": 0.9, "3": 0.8} and not full.intermediate_values
+    assert stopped.state == optuna.trial.TrialState.PRUNED and stopped.values is None
+    assert stopped.user_attrs["epoch_values"] == {"1": 0.6, "2": 0.65}
+    assert diverged.constraints == {"diverged": 1.0} and diverged.user_attrs["diverged"]
+    assert [d.name for d in searcher.study.directions] == ["MAXIMIZE", "MAXIMIZE"]
+    # A later trial of "full"'s network, timed while slowed: told its network's fastest, 500.
+    searcher.suggest("again")
+    searcher.on_trial_complete("again", {"best_val_auc": 0.5, "val_auc": 0.5, "throughput": 300.0, "epoch": 3})
+    assert searcher.study.trials[-1].values == [0.5, 500.0]
+    assert isinstance(searcher.suggest("next"), dict)
