@@ -28,6 +28,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STUDY_FILE  # noqa: E402
+from trainable.config import TrainConfig  # noqa: E402
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
@@ -493,8 +494,11 @@ def plot_pareto(folder: Path, summary: dict[str, Any], png: Path) -> str:
                            edgecolors="black" if on_front else "none", linewidths=0.6, zorder=3 if on_front else 2)
             members = sorted((t for t in trials if t["trial_id"] in front), key=lambda t: t["costs"][cost])
             for t in members:  # the front's trials by name, to find in the Pareto set's table
-                ax.annotate(t["trial_id"], (t["costs"][cost], t["best"]), xytext=(5, -10), textcoords="offset points",
-                            fontsize=7.5, color="0.3")
+                config = {**TrainConfig().to_dict(), **(t.get("config") or {})}
+                shape = (f" (width {config['cnn_width']}, depth {config['cnn_depth']})"
+                         if config.get("backbone") == "simple_cnn" else "")
+                ax.annotate(t["trial_id"] + shape, (t["costs"][cost], t["best"]), xytext=(5, -10),
+                            textcoords="offset points", fontsize=7.5, color="0.3")
             if len(costs) == 1 and len(members) > 1:  # in 2-D the front is a staircase
                 ax.step([t["costs"][cost] for t in members], [t["best"] for t in members],
                         where="pre" if summary["objectives"][1]["mode"] == "max" else "post",

@@ -163,6 +163,10 @@ def test_objectives_set_the_metric_and_the_costs(tmp_path):
     same = load_space(_write(tmp_path, text))
     assert same.objectives == (("val_auc", "max"), ("params", "min"), ("flops", "min"))
     assert load_space(_write(tmp_path, GOOD)).objectives == ()
+    # No scheduler named: MO-ASHA with objectives, ASHA without; a named one stands.
+    assert same.search.scheduler == "mo_asha" and load_space(_write(tmp_path, GOOD)).search.scheduler == "asha"
+    named = load_space(_write(tmp_path, text.replace("search:", "search:\n  scheduler: asha", 1)))
+    assert named.search.scheduler == "asha" and named.objectives
 
 
 @pytest.mark.parametrize("change, expected", [
