@@ -94,7 +94,8 @@ def describe(result: dict) -> dict:
             "trials": len(trials), "epochs": sum(t["epochs"] for t in summary["trials"]), "backbones": by_backbone,
             "front": [(r["trial_id"], r.get("backbone"), round(r["val_auc"], 4), round(r["throughput"]), r["epochs"])
                       for r in front],
-            "hypervolume": hypervolume(points, (0.0, 0.0)), "default_throughput": default, "best_val_auc": max(t["best"] for t in trials),
+            "hypervolume": hypervolume(points, (0.0, 0.0)), "default_throughput": default,
+            "best_val_auc": max(t["best"] for t in trials),
             "test_auc": test.get("auc"), "test_accuracy": test.get("accuracy"),
             "confusion_matrix": test.get("confusion_matrix"), "model_costs": summary.get("model_costs"),
             "pareto_png": result["report"]}
@@ -111,7 +112,8 @@ def main(argv=None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     results = [run(s, seed, workdir) for seed in (args.seed or [0]) for s in (args.scheduler or ["asha", "mo_asha"])]
     rows = [describe(r) for r in results]
-    print("| scheduler | seed | trials (by backbone) | epochs | front | hypervolume | best val AUC | test AUC | test accuracy | final model img/s | s |")
+    print("| scheduler | seed | trials (by backbone) | epochs | front | hypervolume | best val AUC | test AUC | "
+          "test accuracy | final model img/s | s |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         backbones = ", ".join(f"{k} {v}" for k, v in sorted(row["backbones"].items()))

@@ -277,7 +277,8 @@ def first_rung_study(study):
         kept = trial.user_attrs.get("epoch_values") or {}
         return dict(trial.intermediate_values) or {int(k): float(v) for k, v in kept.items()}
 
-    reported = [(t, by_epoch(t)) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))]
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    reported = [(t, by_epoch(t)) for t in finished]
     reported = [(t, values) for t, values in reported if values]
     if not reported:
         return None, None

@@ -14,6 +14,7 @@ functions only.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -261,11 +262,12 @@ def describe_pareto(summary: dict) -> list[str]:
                      f"({row.get('backbone') or '?'}, {row['epochs']} epochs, {row['status']})")
     pick = summary.get("pick") or {}
     if pick.get("rule", "best") != "best":
-        lines.append(f"final.pick {pick['rule']}: trial {pick['trial_id']}, the cheapest of {pick.get('candidates', '?')} "
-                     f"within {pick.get('distance', 0):g} of the best {metric} ({pick.get('best_value', math.nan):.4f})")
+        lines.append(f"final.pick {pick['rule']}: trial {pick['trial_id']}, the cheapest of "
+                     f"{pick.get('candidates', '?')} within {pick.get('distance', 0):g} of the best {metric} ({pick.get('best_value', math.nan):.4f})")
     else:
-        lines.append(f"final.pick best: trial {pick.get('trial_id')}; the cheapest close to it: "
-                     f"--set final.pick=cheapest_within:0.005 (python -m search.final RESULTS --set ...)")
+        folder = str(Path(summary["model"]).parent) if summary.get("model") else "RESULTS"
+        lines.append(f"final.pick best: trial {pick.get('trial_id')}; the cheapest trial within 0.005 of the best "
+                     f"instead: python -m search.final {folder} --set final.pick=cheapest_within:0.005")
     model = summary.get("model_costs")
     if model:
         cells = ", ".join(format_cost(c, model.get(c)) for c in costs)

@@ -107,7 +107,9 @@ def header_html(summary: dict[str, Any]) -> str:
     metric = summary.get("metric", "?")
     counts = summary.get("status_counts") or {}
     statuses = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none finished"
-    facts = [("metric", f"{metric} ({summary.get('mode', '?')})"),
+    objectives = summary.get("objectives")
+    facts = [("objectives", ", ".join(f"{o['metric']} ({o['mode']})" for o in objectives)) if objectives else
+             ("metric", f"{metric} ({summary.get('mode', '?')})"),
              ("search", f"{summary.get('algorithm', '?')}, scheduler {summary.get('scheduler', '?')}, "
                         f"{summary.get('epochs', '?')} epochs a trial at most"),
              ("trials", f"{summary.get('num_trials', len(summary.get('trials') or []))} ({statuses})"

@@ -344,7 +344,10 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
         reporter = LocalReporter(tempfile.mkdtemp(prefix="trial-"))
         log.info("checkpoints and metrics of this trial go to %s", reporter.root)
     restored = reporter.restore()
-    start, best, best_weights, measured = load_checkpoint(trial, restored, mode) if restored else (0, Best(mode), None, {})
+    if restored:
+        start, best, best_weights, measured = load_checkpoint(trial, restored, mode)
+    else:
+        start, best, best_weights, measured = 0, Best(mode), None, {}
     if set(costs) - set(measured):
         measured.update(measure_costs(trial, dataset, [c for c in costs if c not in measured]))
     about = checkpoint.describe(config.to_dict(), dataset)

@@ -136,37 +136,36 @@ def test_the_side_by_side_table_marks_the_final_model():
     assert frame["final"].tolist() == ["no", "no", "yes"] and frame["auc"].tolist() == [0.9, 0.9, 0.93]
 
 
-def test_search_final_reruns_the_stage_on_a_finished_search_without_training(finished, tmp_path):
+def test_search_final_reruns_the_stage_on_a_finished_search_without_training(finished, tmp_path, monkeypatch,
+                                                                              capsys):
     """``python -m search.final`` on a copy of the shared search's results: another rule, one
-    member; and bad input is one line, exit 2, nothing written."""
+    member; and bad input is one line, exit 2, nothing written. In this process, through the
+    command line's own error wrapper (the CLI as a subprocess: test_pareto_search, test_run_errors)."""
     import json
-    import os
     import shutil
-    import subprocess
-    import sys
 
-    from tests.search.test_run import ROOT
+    from search import final as final_cli
+    from trainable.errors import exit_on_user_error
     from trainable.export import load_model
 
     workdir, _ = finished
     copy = workdir / "results" / f"final-{tmp_path.name}"
     shutil.copytree(workdir / "results/tiny_lens", copy, ignore=shutil.ignore_patterns("wandb"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CUDA_VISIBLE_DEVICES": ""}
-
-    def final(*args):
-        return subprocess.run([sys.executable, "-m", "search.final", str(copy), *args], cwd=workdir, env=env,
-                              capture_output=True, text=True, timeout=600)
+    monkeypatch.chdir(workdir)  # the space's data path is relative to where the search ran
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
     before = (copy / "summary.json").read_bytes()
     for bad in ("trial.epochs=3", "final.threshold=best"):
-        proc = final("--set", bad)
-        assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-        assert proc.stderr.startswith("error: ") and (copy / "summary.json").read_bytes() == before
-    proc = final("--set", "final.ensemble=1", "--set", "final.threshold=youden")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        with pytest.raises(SystemExit) as exit_:
+            exit_on_user_error(final_cli.main)([str(copy), "--set", bad])
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("error: ") and (copy / "summary.json").read_bytes() == before
+    assert final_cli.main([str(copy), "--set", "final.ensemble=1", "--set", "final.threshold=youden"]) == 0
+    out = capsys.readouterr().out
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["final"]["candidates"] == [summary["best_trial"]]
-    assert summary["final"]["threshold_rule"] == "youden" and "youden on the validation split" in proc.stdout
+    assert summary["final"]["threshold_rule"] == "youden" and "youden on the validation split" in out
     model = load_model(copy / "best_model.pt")
     assert len(model.members) == 1 and model.threshold == summary["test"]["threshold"]
     assert "threshold: youden" in (copy / "space.yaml").read_text()
