@@ -27,11 +27,6 @@ def as_minimised(points, modes: Sequence[str]) -> np.ndarray:
     return np.where(np.isnan(values), np.inf, values)
 
 
-def dominates(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether minimised point ``a`` is at least as good as ``b`` everywhere and better somewhere."""
-    return bool(np.all(a <= b) and np.any(a < b))
-
-
 def front_ranks(points, modes: Sequence[str]) -> np.ndarray:
     """Each point's non-domination rank: 0 for the Pareto front, 1 for the front of the rest, ...
     (Deb et al.'s fast non-dominated sort; rungs and searches hold hundreds of points, not more)."""

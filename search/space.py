@@ -78,8 +78,7 @@ class SearchSettings:
     algorithm: str = "optuna"
     num_samples: int = 20
     max_concurrent: int | None = None
-    scheduler: str = "asha"  # asha: on the metric; mo_asha: on every objective (search.mo_asha; the default
-    #                          with objectives:)
+    scheduler: str = "asha"  # asha: on the metric; mo_asha: every objective (the default with objectives:)
     grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
     reduction_factor: float = 3
     time_budget: float | None = None
