@@ -58,4 +58,6 @@ def test_a_failed_trial_resumes_from_its_ray_checkpoint(local_ray, three_digits,
     result = tuner.fit().get_best_result()
     assert marker.exists() and result.error is None
     epochs = result.metrics_dataframe["epoch"].tolist()
-    assert epochs == [1, 2, 3, 4]  # continued at 3 after the crash, not from 1 again
+    # Continued at 3 after the crash, not from 1 again. (Epoch 2's row may be lost with the actor
+    # that raised right after reporting it; its checkpoint was kept, which is what counts.)
+    assert epochs[0] == 1 and epochs[-2:] == [3, 4] and sorted(set(epochs)) == epochs, epochs
