@@ -182,7 +182,7 @@ def test_a_lost_worker_node_costs_only_the_epochs_since_its_checkpoint(cluster, 
                 # Half-way on the worker, with checkpoints on disk, after another trial finished.
                 if done and r and r[-1]["node_id"] == ids["worker"] \
                         and 3 <= r[-1]["epoch"] <= EPOCHS - 3 and list((experiment / name).glob("checkpoint_*")):
-                    victim, finished_before = (name, r[-1]["epoch"]), done
+                    victim, finished_before = name, done
                     break
             time.sleep(0.1)
         killed = subprocess.run(cluster["net"].wrap([*cluster["control"], "kill-worker", "1"]), cwd=ROOT,
@@ -194,7 +194,7 @@ def test_a_lost_worker_node_costs_only_the_epochs_since_its_checkpoint(cluster, 
             proc.kill()
             proc.wait()
 
-    name, epoch_at_kill = victim
+    name = victim
     summary = json.loads((experiment / "summary.json").read_text())
     assert summary["complete"] and summary["num_trials"] == 4
     by_id = {f"trial_{t['trial_id']}": t for t in summary["trials"]}
@@ -203,7 +203,10 @@ def test_a_lost_worker_node_costs_only_the_epochs_since_its_checkpoint(cluster, 
     history = rows(experiment / name)
     on_head = [r for r in history if r["node_id"] == ids["head"]]
     assert on_head, "the trial never ran again after its node was lost"
-    assert 2 <= on_head[0]["epoch"] <= epoch_at_kill + 1
+    # The kill lands a moment after the victim is chosen, and the worker may report one more epoch
+    # (with its checkpoint) first: what counts is the last epoch the worker reported.
+    last_on_worker = max(r["epoch"] for r in history if r["node_id"] == ids["worker"])
+    assert 2 <= on_head[0]["epoch"] <= last_on_worker + 1, history
     assert history[-1]["epoch"] == EPOCHS and by_id[name]["epochs"] == EPOCHS
     assert by_id[name]["node_id"] == ids["head"]
     # Trials finished before the loss are kept as they were, not run again.
