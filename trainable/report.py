@@ -1,22 +1,24 @@
 """Where a trial's per-epoch metrics and checkpoints go: a local folder, or Ray Tune.
 
 The training loop talks to a reporter only, so it runs and is tested without Ray:
-``report(metrics, checkpoint_dir)`` after every epoch, ``restore()`` once at the start (the
-folder of the checkpoint to resume from, or None).
+``report(metrics, checkpoint_dir)`` after every epoch, ``restore()`` once at the start (a
+context that yields the folder of the checkpoint to resume from, or None, readable until it exits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ContextManager, Protocol
 
 
 class Reporter(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None: ...
 
-    def restore(self) -> str | None: ...
+    def restore(self) -> ContextManager[str | None]: ...
 
 
 class LocalReporter:
@@ -37,9 +39,10 @@ class LocalReporter:
         with open(self.root / "metrics.jsonl", "a") as out:
             out.write(json.dumps(metrics) + "\n")
 
-    def restore(self) -> str | None:
+    @contextlib.contextmanager
+    def restore(self) -> Iterator[str | None]:
         path = self.root / "checkpoint"
-        return str(path) if path.is_dir() else None
+        yield str(path) if path.is_dir() else None
 
 
 class RayReporter:
@@ -55,8 +58,16 @@ class RayReporter:
         metrics = {**metrics, "node_id": ray.get_runtime_context().get_node_id()}
         tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint_dir))
 
-    def restore(self) -> str | None:
+    @contextlib.contextmanager
+    def restore(self) -> Iterator[str | None]:
+        """The trial's latest checkpoint: its folder in the run's storage when that is a local
+        (or shared) path, else a download that is removed on exit. ``to_directory()`` would
+        leave a copy in the node's temporary folder at every restore."""
         from ray import tune
 
         checkpoint = tune.get_checkpoint()
-        return None if checkpoint is None else checkpoint.to_directory()
+        if checkpoint is None:
+            yield None
+        else:
+            with checkpoint.as_directory() as folder:
+                yield folder

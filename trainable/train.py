@@ -306,7 +306,7 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
         config: A :class:`TrainConfig` or a flat mapping of its fields.
         dataset: The loaded data set (its ``train`` and ``val`` splits are used).
         reporter: Where metrics and checkpoints go; default a temporary local folder.
-            Resumes from ``reporter.restore()`` when it returns a checkpoint.
+            Resumes from ``reporter.restore()`` when it yields a checkpoint.
         metric, mode: What "best" means (:mod:`trainable.best`): every epoch also reports
             ``best_<metric>`` and ``best_epoch``, and the checkpoint keeps that epoch's weights.
         until: A ``time.time()`` no epoch should end after: training stops before an epoch
@@ -343,11 +343,11 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
     if reporter is None:
         reporter = LocalReporter(tempfile.mkdtemp(prefix="trial-"))
         log.info("checkpoints and metrics of this trial go to %s", reporter.root)
-    restored = reporter.restore()
-    if restored:
-        start, best, best_weights, measured = load_checkpoint(trial, restored, mode)
-    else:
-        start, best, best_weights, measured = 0, Best(mode), None, {}
+    with reporter.restore() as restored:  # read whole here: the folder may go when this exits
+        if restored:
+            start, best, best_weights, measured = load_checkpoint(trial, restored, mode)
+        else:
+            start, best, best_weights, measured = 0, Best(mode), None, {}
     if set(costs) - set(measured):
         measured.update(measure_costs(trial, dataset, [c for c in costs if c not in measured]))
     about = checkpoint.describe(config.to_dict(), dataset)

@@ -1,5 +1,8 @@
 """The training function runs as a real Ray Tune trainable: metrics and checkpoints reach Tune."""
 
+import tempfile
+from pathlib import Path
+
 import torch
 
 from trainable.report import RayReporter
@@ -46,7 +49,14 @@ def test_a_failed_trial_resumes_from_its_ray_checkpoint(local_ray, three_digits,
                 raise RuntimeError("node lost")
 
     def trainable(config, dataset):
-        train(config, dataset, CrashOnce())
+        scratch = Path(tempfile.gettempdir())  # the worker's: where a restored copy would be left
+        before = set(scratch.glob("checkpoint_tmp_*"))
+        try:
+            train(config, dataset, CrashOnce())
+        finally:
+            left = sorted(str(p) for p in set(scratch.glob("checkpoint_tmp_*")) - before)
+            with open(tmp_path / "left-behind.txt", "a") as out:
+                out.write("".join(f"{p}\n" for p in left) + "attempt\n")
 
     tuner = tune.Tuner(
         tune.with_resources(tune.with_parameters(trainable, dataset=three_digits), {"cpu": 1}),
@@ -61,3 +71,5 @@ def test_a_failed_trial_resumes_from_its_ray_checkpoint(local_ray, three_digits,
     # Continued at 3 after the crash, not from 1 again. (Epoch 2's row may be lost with the actor
     # that raised right after reporting it; its checkpoint was kept, which is what counts.)
     assert epochs[0] == 1 and epochs[-2:] == [3, 4] and sorted(set(epochs)) == epochs, epochs
+    # The restore read the checkpoint where Tune keeps it and left no copy in the node's /tmp.
+    assert (tmp_path / "left-behind.txt").read_text() == "attempt\nattempt\n"
