@@ -6,15 +6,20 @@ Usage:
     python benchmarks/threshold_rules.py results/lens_finding [more results folders] [--holdout 2000]
 
 For each results folder: the final model (``best_model.pt``, with its temperature and TTA) on
-the validation and test splits of the data the search used (``space.yaml``), then per rule
-(``f1``, ``youden``, ``accuracy``, ``0.5``) the threshold from the validation split and, on the
-test split: accuracy, the best accuracy any threshold gives there (an oracle), the gap between
-the two, the lens class's F1, precision and recall. Prints one Markdown row per folder and rule.
+the validation and test splits of the data the search used (``space.yaml``; a relative data
+path is read from the folder the search ran in, two levels above ``results/NAME``), then per
+rule (``f1``, ``youden``, ``accuracy``, each from the labels and from expected counts,
+``trainable.decide.choose_threshold(..., expected=True)``; and ``0.5``) the threshold from the
+validation split and, on the test split: accuracy, the best accuracy any threshold gives there
+(an oracle), the gap between the two, the lens class's F1, precision and recall. Prints one
+Markdown row per folder and rule, then the mean over the folders per split and rule. The
+held-out images are simulated once (seed 7) for all folders.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +29,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RULES = ("f1", "youden", "accuracy", 0.5)
+RULES = (("f1", False), ("f1", True), ("youden", False), ("youden", True), ("accuracy", False),
+         ("accuracy", True), (0.5, False))
+
+
+def rule_name(rule, expected: bool) -> str:
+    if not isinstance(rule, str):
+        return f"{rule:g}"
+    return f"{rule}, {'expected' if expected else 'labels'}"
 
 
 def best_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -41,11 +53,13 @@ def judge(val: np.ndarray, y_val: np.ndarray, test: np.ndarray, y_test: np.ndarr
 
     oracle = best_accuracy(test[:, 1], y_test)
     rows = []
-    for rule in RULES:
-        threshold = choose_threshold(val, y_val, rule)
+    for rule, expected in RULES:
+        threshold = choose_threshold(val, y_val, rule, expected=expected)
         m = decision_metrics(test, y_test, threshold)
-        rows.append({"rule": rule, "threshold": threshold, "accuracy": m["accuracy"], "oracle": oracle,
-                     "gap": oracle - m["accuracy"], "precision": m["precision"], "recall": m["recall"],
+        precision, recall = m["precision"], m["recall"]
+        rows.append({"rule": rule_name(rule, expected), "threshold": threshold, "accuracy": m["accuracy"],
+                     "oracle": oracle, "gap": oracle - m["accuracy"], "precision": precision, "recall": recall,
+                     "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
                      "f1_macro": m["f1_macro"], "n": m["n"]})
     return rows
 
@@ -62,30 +76,43 @@ def main() -> None:
     from trainable.export import load_model
 
     print("| search | split | rule | threshold | accuracy | best accuracy of any threshold | gap | "
-          "precision (class 1) | recall (class 1) | macro F1 |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for folder in args.folders:
-        space = load_space(folder / "space.yaml", has_gpu=False)
-        dataset = load_dataset(space.data)
-        model = load_model(folder / "best_model.pt")
-        val_images, y_val = dataset.split("val")
-        val = model.predict(val_images).numpy()
-        splits = {"test": (model.predict(dataset.split("test")[0]).numpy(), dataset.split("test")[1].numpy())}
-        if args.holdout and space.data.simulate:
-            from trainable.simulate import simulate
+          "precision (class 1) | recall (class 1) | F1 (class 1) | macro F1 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    table: dict[tuple[str, str], list[dict]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        simulated: dict[str, Path] = {}
+        for folder in [f.resolve() for f in args.folders]:
+            os.chdir(folder.parent.parent)  # where the search ran: its data path is relative to it
+            space = load_space(folder / "space.yaml", has_gpu=False)
+            dataset = load_dataset(space.data)
+            model = load_model(folder / "best_model.pt")
+            val_images, y_val = dataset.split("val")
+            val = model.predict(val_images).numpy()
+            splits = {"test": (model.predict(dataset.split("test")[0]).numpy(), dataset.split("test")[1].numpy())}
+            if args.holdout and space.data.simulate:
+                from trainable.simulate import simulate
 
-            kind = space.data.simulate
-            kind = kind.get("kind") if isinstance(kind, dict) else kind
-            with tempfile.TemporaryDirectory() as scratch:
-                simulate(kind, Path(scratch), n=args.holdout, seed=7)
-                held = load_dataset({**space.raw["data"], "path": scratch, "simulate": None})
+                kind = space.data.simulate
+                kind = kind.get("kind") if isinstance(kind, dict) else kind
+                if kind not in simulated:
+                    simulated[kind] = Path(scratch, kind)
+                    simulate(kind, simulated[kind], n=args.holdout, seed=7)
+                held = load_dataset({**space.raw["data"], "path": str(simulated[kind]), "simulate": None})
                 splits["held-out"] = (model.predict(held.images).numpy(), held.labels.numpy())
-        for split, (p, y) in splits.items():
-            for row in judge(val, y_val.numpy(), p, y):
-                rule = row["rule"] if isinstance(row["rule"], str) else f"{row['rule']:g}"
-                print(f"| {folder.name} | {split} ({row['n']}) | {rule} | {row['threshold']:.3f} | "
-                      f"{row['accuracy']:.3f} | {row['oracle']:.3f} | {row['gap']:.3f} | {row['precision']:.3f} | "
-                      f"{row['recall']:.3f} | {row['f1_macro']:.3f} |")
+            for split, (p, y) in splits.items():
+                for row in judge(val, y_val.numpy(), p, y):
+                    table.setdefault((split, row["rule"]), []).append(row)
+                    print(f"| {folder} | {split} ({row['n']}) | {row['rule']} | {row['threshold']:.3f} | "
+                          f"{row['accuracy']:.3f} | {row['oracle']:.3f} | {row['gap']:.3f} | {row['precision']:.3f} | "
+                          f"{row['recall']:.3f} | {row['f1']:.3f} | {row['f1_macro']:.3f} |", flush=True)
+    print(f"\nMean over the {len(args.folders)} folders:\n")
+    print("| split | rule | accuracy | gap | gap at most 0.02 | precision (class 1) | recall (class 1) | F1 (class 1) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for (split, rule), rows in table.items():
+        mean = {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "gap", "precision", "recall", "f1")}
+        within = sum(r["gap"] <= 0.02 + 1e-9 for r in rows)
+        print(f"| {split} | {rule} | {mean['accuracy']:.3f} | {mean['gap']:.3f} | {within} of {len(rows)} | "
+              f"{mean['precision']:.3f} | {mean['recall']:.3f} | {mean['f1']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ stage, on by default (the ``final:`` block of a space file, :class:`search.space
    8 flips and rotations of each image too with ``final.tta`` (``hflip``: over each image and its
    left-right mirror, for photographs);
 3. fits one temperature on the validation split (``final.temperature``), then, for a binary
-   task, the threshold of ``final.threshold`` on the calibrated validation probabilities;
+   task, the threshold of ``final.threshold`` on the calibrated validation probabilities, each
+   cut scored by expected counts (``final.threshold_counts: expected``: each image counts the
+   probability a logistic fit of the labels gives it, steadier on a small split) or by the labels;
 4. tests every step on the test split, side by side: the best trial as the search left it
    (argmax), the best trial calibrated, with TTA, the ensemble, with TTA;
 5. chooses among the calibrated steps the last (most averaged) whose validation value of the
@@ -154,9 +156,11 @@ def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray,
             p_val, p_test = calibrate(p_val, temperature), calibrate(p_test, temperature)
         if binary:
             rule = space.final.threshold
-            threshold = choose_threshold(p_val, y_val, rule)
+            threshold = choose_threshold(p_val, y_val, rule, expected=space.final.threshold_counts == "expected")
+    named = isinstance(rule, str)
     return {"name": name, "temperature": temperature, "threshold": threshold,
-            "threshold_rule": rule if isinstance(rule, str) else None,
+            "threshold_rule": rule if named else None,
+            "threshold_counts": space.final.threshold_counts if named else None,
             "val": decision_metrics(p_val, y_val, threshold), "test": decision_metrics(p_test, y_test, threshold)}
 
 
@@ -251,7 +255,8 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
             refit_about = {"trial_id": members[0]["trial_id"], "epochs": final["epochs"], "seconds": retrain_s}
             steps.append(final)
         decision = {"temperature": final["temperature"], "threshold": final["threshold"],
-                    "threshold_rule": final["threshold_rule"], "tta": final["tta"]}
+                    "threshold_rule": final["threshold_rule"], "threshold_counts": final["threshold_counts"],
+                    "tta": final["tta"]}
         export_model(files, out, members=members[:count], decision=decision, **about)
     model = load_model(out, device)
     # The file's own predictions: what search.predict gives on these images.
@@ -285,7 +290,8 @@ def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best
     images, labels = test
     probabilities = calibrate(network.probabilities(images, tta=chosen["tta"]), base["temperature"])
     step = {"name": "refit" + tta_suffix(chosen["tta"]), "temperature": base["temperature"],
-            "threshold": base["threshold"], "threshold_rule": base["threshold_rule"], "val": {},
+            "threshold": base["threshold"], "threshold_rule": base["threshold_rule"],
+            "threshold_counts": base["threshold_counts"], "val": {},
             "test": decision_metrics(probabilities, labels, base["threshold"]), "members": 1,
             "tta": chosen["tta"], "epochs": len(history)}
     return step, folder
@@ -335,7 +341,8 @@ def describe(final: dict[str, Any]) -> str:
     how = f"temperature {final['temperature']:.3g}"
     if final["threshold"] is not None:
         rule = final["threshold_rule"]
-        how += f", threshold {final['threshold']:.3g}" + (f" ({rule} on the validation split)" if rule else "")
+        counts = {"expected": "'s expected counts", "labels": "'s labels"}.get(final.get("threshold_counts"), "")
+        how += f", threshold {final['threshold']:.3g}" + (f" ({rule} on the validation split{counts})" if rule else "")
     return f"final model: {what}; {how}"
 
 

@@ -96,6 +96,7 @@ class FinalSettings:
     ensemble: int = 3  # the top trials whose probabilities are averaged; 1: the best trial alone
     tta: bool | str = False  # true: average over each image's 8 flips and rotations; hflip: over it and its mirror
     threshold: str | float = "f1"  # binary tasks: f1, youden, accuracy (chosen on val) or a number
+    threshold_counts: str = "expected"  # expected: each val image counts its fitted probability; labels
     temperature: bool = True  # fit one temperature on the validation split
     refit: bool = False  # the best configuration trained again on train + val (search.retrain)
     seeds: int = 0  # the candidates trained again with this many other seeds (search.retrain)
@@ -433,7 +434,7 @@ def _check_settings(cls, raw: Any, block: str, problems: list[str]):
 
 
 def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
-    from trainable.decide import THRESHOLD_RULES
+    from trainable.decide import THRESHOLD_COUNTS, THRESHOLD_RULES
 
     settings = _check_settings(FinalSettings, raw, "final", problems)
     if settings is None:
@@ -447,6 +448,8 @@ def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
          "true (the 8 flips and rotations), hflip (the left-right mirror) or false"),
         ("threshold", threshold in THRESHOLD_RULES or (number and 0 < threshold < 1),
          f"one of {', '.join(THRESHOLD_RULES)} or a number in (0, 1)"),
+        ("threshold_counts", settings.threshold_counts in THRESHOLD_COUNTS,
+         f"one of {', '.join(THRESHOLD_COUNTS)}"),
         ("temperature", isinstance(settings.temperature, bool), "true or false"),
         ("refit", isinstance(settings.refit, bool), "true or false"),
         ("seeds", isinstance(settings.seeds, int) and not isinstance(settings.seeds, bool) and settings.seeds >= 0,

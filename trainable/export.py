@@ -54,8 +54,8 @@ def export_model(checkpoint_dirs: str | os.PathLike | Sequence[str | os.PathLike
         out: The model file to write (written to a temporary name, then renamed).
         members: Per member, more plain values to keep with it: ``trial_id``, ``log_weights``
             (the prior correction, one number a class).
-        decision: ``temperature``, ``threshold``, ``threshold_rule``, ``tta`` (see the module
-            docstring); absent keys leave probabilities as the networks give them.
+        decision: ``temperature``, ``threshold``, ``threshold_rule``, ``threshold_counts``,
+            ``tta`` (see the module docstring); absent keys leave probabilities as the networks give them.
         **extra: More plain values to keep with it: ``image_size`` (the data layer resized every
             image to it), ``input_size`` (wins over the checkpoints'), ``metrics``, ...
 
@@ -83,7 +83,7 @@ def export_model(checkpoint_dirs: str | os.PathLike | Sequence[str | os.PathLike
                # The single best member's, for readers of one network's settings.
                "config": first["config"], "epoch": first["epoch"],
                "input_size": first.get("input_size"), "temperature": 1.0, "threshold": None,
-               "threshold_rule": None, "tta": False, **(decision or {}), **extra}
+               "threshold_rule": None, "threshold_counts": None, "tta": False, **(decision or {}), **extra}
     if payload["input_size"] is None:  # an older checkpoint: predict checks no size, as before
         del payload["input_size"]
     else:

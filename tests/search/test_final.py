@@ -155,19 +155,22 @@ def test_search_final_reruns_the_stage_on_a_finished_search_without_training(fin
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
 
     before = (copy / "summary.json").read_bytes()
-    for bad in ("trial.epochs=3", "final.threshold=best"):
+    for bad in ("trial.epochs=3", "final.threshold=best", "final.threshold_counts=counted"):
         with pytest.raises(SystemExit) as exit_:
             exit_on_user_error(final_cli.main)([str(copy), "--set", bad])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and len(err.strip().splitlines()) == 1, err
         assert err.startswith("error: ") and (copy / "summary.json").read_bytes() == before
-    assert final_cli.main([str(copy), "--set", "final.ensemble=1", "--set", "final.threshold=youden"]) == 0
+    assert final_cli.main([str(copy), "--set", "final.ensemble=1", "--set", "final.threshold=youden",
+                           "--set", "final.threshold_counts=labels"]) == 0
     out = capsys.readouterr().out
     summary = json.loads((copy / "summary.json").read_text())
     assert summary["final"]["candidates"] == [summary["best_trial"]]
-    assert summary["final"]["threshold_rule"] == "youden" and "youden on the validation split" in out
+    assert summary["final"]["threshold_rule"] == "youden" and summary["final"]["threshold_counts"] == "labels"
+    assert "youden on the validation split's labels" in out
     model = load_model(copy / "best_model.pt")
     assert len(model.members) == 1 and model.threshold == summary["test"]["threshold"]
+    assert model.info["threshold_counts"] == "labels"
     assert "threshold: youden" in (copy / "space.yaml").read_text()
     shutil.rmtree(copy)
 

@@ -178,9 +178,11 @@ def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_th
     model = load_model(folder / "best_model.pt")
     assert [m.trial_id for m in model.members] == final["members"] and model.tta == chosen["tta"]
     assert model.temperature == final["temperature"] and model.threshold == final["threshold"]
-    # The threshold is the F1 rule's on the model's own validation probabilities.
+    # The threshold is the F1 rule's, by expected counts (the default), on the model's own
+    # validation probabilities.
     val = model.predict(images).numpy()
-    assert choose_threshold(val, labels.numpy(), "f1") == pytest.approx(model.threshold, abs=1e-5)
+    assert final["threshold_rule"] == "f1" and final["threshold_counts"] == "expected"
+    assert choose_threshold(val, labels.numpy(), "f1", expected=True) == pytest.approx(model.threshold, abs=1e-5)
     assert f"final model: {chosen['name']} (trial" in proc.stdout and "best trial, argmax" in proc.stdout
 
 

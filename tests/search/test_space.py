@@ -103,6 +103,7 @@ BAD = [
     ({"final": {"ensemble": 0}}, "final.ensemble: must be a positive integer"),
     ({"final": {"threshold": "best"}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
     ({"final": {"threshold": 1.5}}, "final.threshold: must be one of f1, youden, accuracy or a number in (0, 1)"),
+    ({"final": {"threshold_counts": "counted"}}, "final.threshold_counts: must be one of expected, labels"),
     ({"final": {"tta": "yes"}}, "final.tta: must be true (the 8 flips and rotations), hflip (the left-right mirror) or false"),
     ({"final": {"refit": "yes"}}, "final.refit: must be true or false"),
     ({"final": {"seeds": 1.5}}, "final.seeds: must be a whole number, 0 or more"),

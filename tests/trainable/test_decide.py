@@ -51,6 +51,51 @@ def test_threshold_rules_reach_their_maximum(rule):
     assert chosen not in set(scores.tolist())  # between two scores, not on one
 
 
+def test_expected_counts_put_the_thresholds_where_calibrated_probabilities_do():
+    """Scores that are calibrated probabilities (labels drawn with them): the logistic fit gives
+    them back, and the expected-count rules land where decision theory puts them: accuracy at
+    0.5, the positive class's F1 at half the best F1 (Lipton et al. 2014)."""
+    rng = np.random.default_rng(5)
+    scores = 1 / (1 + np.exp(-rng.normal(0.8, 2.0, 4000)))
+    labels = (rng.random(4000) < scores).astype(int)
+    assert choose_threshold(binary(scores), labels, "accuracy", expected=True) == pytest.approx(0.5, abs=0.03)
+    f1_threshold = choose_threshold(binary(scores), labels, "f1", expected=True)
+    best_f1 = max(f1_score(labels, (scores >= t).astype(int)) for t in np.linspace(0.05, 0.95, 91))
+    assert f1_threshold == pytest.approx(best_f1 / 2, abs=0.03)
+    # Scores on another scale (the logistic fit undoes a temperature): the same decisions.
+    squashed = 1 / (1 + np.exp(-0.5 * np.log(scores / (1 - scores))))
+    chosen = choose_threshold(binary(squashed), labels, "accuracy", expected=True)
+    assert ((squashed >= chosen) == (scores >= 0.5)).mean() > 0.99
+
+
+@pytest.mark.parametrize("rule", ["f1", "accuracy", "youden"])
+def test_expected_counts_score_each_cut_by_the_logistic_fit(rule):
+    """On a small split: the cut scored best by expected counts, each image counting q of a
+    positive and 1 - q of a negative (q from a logistic regression of the labels on the scores'
+    log-odds, computed here independently), which is not the cut the counted labels choose."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(11)
+    labels = (rng.random(60) < 0.6).astype(int)
+    scores = 1 / (1 + np.exp(-rng.normal(1.5 * labels - 0.5, 1.2)))
+    log_odds = np.log(scores / (1 - scores))[:, None]
+    q = LogisticRegression(C=100.0).fit(log_odds, labels).predict_proba(log_odds)[:, 1]
+
+    def expected_score(t):
+        above = scores >= t
+        tp, fp = q[above].sum(), (1 - q)[above].sum()
+        if rule == "f1":
+            return 2 * tp / (tp + fp + q.sum())
+        if rule == "accuracy":
+            return (tp + (1 - q).sum() - fp) / len(q)
+        return tp / q.sum() - fp / (1 - q).sum()
+
+    chosen = choose_threshold(binary(scores), labels, rule, expected=True)
+    assert expected_score(chosen) == pytest.approx(max(expected_score(t) for t in scores))
+    counted = choose_threshold(binary(scores), labels, rule)
+    assert ((scores >= chosen) != (scores >= counted)).any()
+
+
 def test_threshold_a_number_or_a_missing_class():
     assert choose_threshold(binary([0.1, 0.9]), np.array([0, 1]), 0.3) == 0.3
     assert choose_threshold(binary([0.1, 0.9]), np.array([0, 0]), "f1") == 0.5
