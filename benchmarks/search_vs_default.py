@@ -63,9 +63,12 @@ DIGITS = {
 
 # name: (space file, --set overrides, simulator kind for a held-out set or None)
 CASES = {
-    "lens900": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=900"], "lens_finding"),
-    "lens4000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=4000"], "lens_finding"),
-    "lens18000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=18000", "cpu.search.time_budget=1800"],
+    "lens900": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=900", "cpu.data.test_fraction=0.1"],
+                "lens_finding"),
+    "lens4000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=4000", "cpu.data.test_fraction=0.1"],
+                 "lens_finding"),
+    "lens18000": ("spaces/lens_finding.yaml", ["cpu.data.simulate.n=18000", "cpu.data.test_fraction=0.1",
+                                               "cpu.search.time_budget=1800"],
                   "lens_finding"),
     "substructure": ("spaces/substructure.yaml", [], "substructure"),
     # The block's 540 s hold no search of 3,000 images at 150 px on 2 cores (the driver's warning

@@ -67,11 +67,11 @@ def test_objectives_are_named_with_their_early_stopping_and_pick(tmp_path, monke
 def test_time_budget_is_settled_from_a_timed_step(tmp_path, monkeypatch, capsys):
     """The quick start's cpu: block leaves epochs, trials and image size auto: without a time the
     dry run says so; with --time it times a step here and settles them as the launch would, on
-    the 900 images data.simulate would write (720 to train, 90 to validate)."""
+    the 1,200 images data.simulate would write (720 to train, 120 to validate, 360 to test)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)  # the cpu: block, as here
     out = run_dry(capsys, LENS, "--dry-run")
-    assert "720 for training and 90 for validation" in out
+    assert "1200 images simulated at launch" in out and "720 for training and 120 for validation" in out
     assert "settled at launch from a timed step" in out and "rungs:" not in out
     # 30 minutes: a search at any speed this shared machine has had (5 minutes held none on a slow day)
     out = run_dry(capsys, LENS, "--dry-run", "--time", "--set", "search.time_budget=1800")
