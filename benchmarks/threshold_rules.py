@@ -12,7 +12,8 @@ rule (``f1``, ``youden``, ``accuracy``, each from the labels and from expected c
 ``trainable.decide.choose_threshold(..., expected=True)``; and ``0.5``) the threshold from the
 validation split and, on the test split: accuracy, the best accuracy any threshold gives there
 (an oracle), the gap between the two, the lens class's F1, precision and recall. Prints one
-Markdown row per folder and rule, then the mean over the folders per split and rule. The
+Markdown row per folder and rule, the final model's ROC AUC on each split, then the mean over
+the folders per split and rule. The
 held-out images are simulated once (seed 7) for all folders.
 """
 
@@ -71,6 +72,8 @@ def main() -> None:
                         help="also judge on this many images simulated with another seed (lens sets)")
     args = parser.parse_args()
 
+    from sklearn.metrics import roc_auc_score
+
     from search.space import load_space
     from trainable.data import load_dataset
     from trainable.export import load_model
@@ -79,6 +82,7 @@ def main() -> None:
           "precision (class 1) | recall (class 1) | F1 (class 1) | macro F1 |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     table: dict[tuple[str, str], list[dict]] = {}
+    aucs: list[tuple] = []  # (folder, split, images, ROC AUC of the final model)
     with tempfile.TemporaryDirectory() as scratch:
         simulated: dict[str, Path] = {}
         for folder in [f.resolve() for f in args.folders]:
@@ -99,12 +103,19 @@ def main() -> None:
                     simulate(kind, simulated[kind], n=args.holdout, seed=7)
                 held = load_dataset({**space.raw["data"], "path": str(simulated[kind]), "simulate": None})
                 splits["held-out"] = (model.predict(held.images).numpy(), held.labels.numpy())
+            aucs.append((folder, "val", len(y_val), roc_auc_score(y_val.numpy(), val[:, 1])))
             for split, (p, y) in splits.items():
+                aucs.append((folder, split, len(y), roc_auc_score(y, p[:, 1])))
                 for row in judge(val, y_val.numpy(), p, y):
                     table.setdefault((split, row["rule"]), []).append(row)
                     print(f"| {folder} | {split} ({row['n']}) | {row['rule']} | {row['threshold']:.3f} | "
                           f"{row['accuracy']:.3f} | {row['oracle']:.3f} | {row['gap']:.3f} | {row['precision']:.3f} | "
                           f"{row['recall']:.3f} | {row['f1']:.3f} | {row['f1_macro']:.3f} |", flush=True)
+    print("\nThe final model's ROC AUC on each split (the held-out images are new to every search):\n")
+    print("| search | split | images | ROC AUC |")
+    print("| --- | --- | --- | --- |")
+    for folder, split, n, auc in aucs:
+        print(f"| {folder} | {split} | {n} | {auc:.3f} |")
     print(f"\nMean over the {len(args.folders)} folders:\n")
     print("| split | rule | accuracy | gap | gap at most 0.02 | precision (class 1) | recall (class 1) | F1 (class 1) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
