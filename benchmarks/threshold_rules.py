@@ -9,7 +9,7 @@ For each results folder: the final model (``best_model.pt``, with its temperatur
 the validation and test splits of the data the search used (``space.yaml``; a relative data
 path is read from the folder the search ran in, two levels above ``results/NAME``), then per
 rule (``f1``, ``youden``, ``accuracy``, each from the labels and from expected counts,
-``trainable.decide.choose_threshold(..., expected=True)``; and ``0.5``) the threshold from the
+``trainable.decide.choose_threshold(..., counts="expected")``; and ``0.5``) the threshold from the
 validation split and, on the test split: accuracy, the best accuracy any threshold gives there
 (an oracle), the gap between the two, the lens class's F1, precision and recall. Prints one
 Markdown row per folder and rule, the final model's ROC AUC on each split, then the mean over
@@ -30,14 +30,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-RULES = (("f1", False), ("f1", True), ("youden", False), ("youden", True), ("accuracy", False),
-         ("accuracy", True), (0.5, False))
+RULES = (*((rule, counts) for rule in ("f1", "youden", "accuracy") for counts in ("labels", "expected")),
+         (0.5, "labels"))
 
 
-def rule_name(rule, expected: bool) -> str:
+def rule_name(rule, counts: str) -> str:
     if not isinstance(rule, str):
         return f"{rule:g}"
-    return f"{rule}, {'expected' if expected else 'labels'}"
+    return f"{rule}, {counts}"
 
 
 def best_accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -54,11 +54,11 @@ def judge(val: np.ndarray, y_val: np.ndarray, test: np.ndarray, y_test: np.ndarr
 
     oracle = best_accuracy(test[:, 1], y_test)
     rows = []
-    for rule, expected in RULES:
-        threshold = choose_threshold(val, y_val, rule, expected=expected)
+    for rule, counts in RULES:
+        threshold = choose_threshold(val, y_val, rule, counts=counts)
         m = decision_metrics(test, y_test, threshold)
         precision, recall = m["precision"], m["recall"]
-        rows.append({"rule": rule_name(rule, expected), "threshold": threshold, "accuracy": m["accuracy"],
+        rows.append({"rule": rule_name(rule, counts), "threshold": threshold, "accuracy": m["accuracy"],
                      "oracle": oracle, "gap": oracle - m["accuracy"], "precision": precision, "recall": recall,
                      "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
                      "f1_macro": m["f1_macro"], "n": m["n"]})
@@ -117,7 +117,8 @@ def main() -> None:
     for folder, split, n, auc in aucs:
         print(f"| {folder} | {split} | {n} | {auc:.3f} |")
     print(f"\nMean over the {len(args.folders)} folders:\n")
-    print("| split | rule | accuracy | gap | gap at most 0.02 | precision (class 1) | recall (class 1) | F1 (class 1) |")
+    print("| split | rule | accuracy | gap | gap at most 0.02 | precision (class 1) | recall (class 1) "
+          "| F1 (class 1) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for (split, rule), rows in table.items():
         mean = {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "gap", "precision", "recall", "f1")}

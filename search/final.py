@@ -156,7 +156,7 @@ def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray,
             p_val, p_test = calibrate(p_val, temperature), calibrate(p_test, temperature)
         if binary:
             rule = space.final.threshold
-            threshold = choose_threshold(p_val, y_val, rule, expected=space.final.threshold_counts == "expected")
+            threshold = choose_threshold(p_val, y_val, rule, counts=space.final.threshold_counts)
     named = isinstance(rule, str)
     return {"name": name, "temperature": temperature, "threshold": threshold,
             "threshold_rule": rule if named else None,

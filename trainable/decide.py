@@ -6,10 +6,10 @@ The positive class of a binary task is class 1, the second class name in order: 
 Bologna set's ``is_lens`` column. Every function takes probabilities ``(N, C)`` and integer
 labels ``(N,)`` as NumPy arrays.
 
-* ``choose_threshold(p, y, rule, expected)``: ``f1`` (the positive class's F1: purity and
+* ``choose_threshold(p, y, rule, counts)``: ``f1`` (the positive class's F1: purity and
   completeness of the lens sample together), ``youden`` (TPR - FPR: the ROC point farthest from
   chance, blind to the class ratio), ``accuracy``, or a number. Chosen on the validation split,
-  each cut scored by its counted labels or (``expected``) by expected counts from a logistic fit.
+  each cut scored by its ``labels`` or by ``expected`` counts from a logistic fit.
 * ``tpr_before_fp(y, scores, k)``: the largest true-positive rate of any threshold that lets
   fewer than ``k`` negatives through (Metcalf et al. 2019, A&A 625, A119: TPR0 is ``k = 1``,
   TPR10 is ``k = 10``).
@@ -28,7 +28,7 @@ from scipy.special import log_softmax, softmax
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score
 
 THRESHOLD_RULES = ("f1", "youden", "accuracy")
-THRESHOLD_COUNTS = ("expected", "labels")  # how a rule counts each cut (choose_threshold's ``expected``)
+THRESHOLD_COUNTS = ("expected", "labels")  # how a rule counts each cut (choose_threshold's ``counts``)
 BALANCING = ("oversample", "undersample", "weighted")  # sampling strategies that train on equal classes
 TEMPERATURE_RANGE = (0.05, 20.0)
 # Below this many negatives, TPR0 and TPR10 say little: the challenge counted ~70,000.
@@ -186,13 +186,14 @@ def logistic_fit(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str | float,
-                     expected: bool = False) -> float:
+                     counts: str = "labels") -> float:
     """The probability of class 1 from which a binary model calls class 1, by ``rule`` (see the
     module docstring) on these (validation) predictions.
 
-    ``expected``: each threshold is scored by its expected counts rather than its counted ones,
-    each image counting ``q`` of a positive and ``1 - q`` of a negative, ``q`` the probability a
-    logistic fit of the labels on the scores gives it (:func:`logistic_fit`; the plug-in rule of
+    ``counts``: ``labels`` scores each threshold by the labels it gets right and wrong;
+    ``expected`` by expected counts instead, each image counting ``q`` of a positive and
+    ``1 - q`` of a negative, ``q`` the probability a logistic fit of the labels on the scores
+    gives it (:func:`logistic_fit`; the plug-in rule of
     Nan et al. 2012, "Optimizing F-measures: a tale of two approaches"). On a small split the
     counted optimum jumps with each image near the edge; the expected one moves smoothly.
 
@@ -205,10 +206,12 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str | 
         return float(rule)
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"threshold rule {rule!r}: known {', '.join(THRESHOLD_RULES)} or a number")
+    if counts not in THRESHOLD_COUNTS:
+        raise ValueError(f"threshold counts {counts!r}: known {', '.join(THRESHOLD_COUNTS)}")
     scores, labels = probabilities[:, 1], np.asarray(labels)
     if (labels == 1).all() or (labels != 1).all():
         return 0.5
-    positive = logistic_fit(scores, labels == 1) if expected else (labels == 1).astype(float)
+    positive = logistic_fit(scores, labels == 1) if counts == "expected" else (labels == 1).astype(float)
     positives, negatives = positive.sum(), (1.0 - positive).sum()
     values, tp, fp = _threshold_table(scores, positive)
     if rule == "f1":

@@ -12,13 +12,13 @@ import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ContextManager, Protocol
+from typing import Any, Protocol
 
 
 class Reporter(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None: ...
 
-    def restore(self) -> ContextManager[str | None]: ...
+    def restore(self) -> contextlib.AbstractContextManager[str | None]: ...
 
 
 class LocalReporter:

@@ -145,6 +145,9 @@ def test_search_final_reruns_the_stage_on_a_finished_search_without_training(fin
     import shutil
 
     from search import final as final_cli
+    from search.space import load_space
+    from trainable.data import load_dataset
+    from trainable.decide import choose_threshold
     from trainable.errors import exit_on_user_error
     from trainable.export import load_model
 
@@ -171,6 +174,13 @@ def test_search_final_reruns_the_stage_on_a_finished_search_without_training(fin
     model = load_model(copy / "best_model.pt")
     assert len(model.members) == 1 and model.threshold == summary["test"]["threshold"]
     assert model.info["threshold_counts"] == "labels"
+    # The threshold is Youden's by labels on the model's own validation probabilities: not the
+    # expected counts' one (which differs here).
+    space = load_space(copy / "space.yaml")
+    images, labels = load_dataset(space.data).split("val")
+    val, labels = model.predict(images).numpy(), labels.numpy()
+    assert choose_threshold(val, labels, "youden", counts="labels") == pytest.approx(model.threshold, abs=1e-5)
+    assert choose_threshold(val, labels, "youden", counts="expected") != pytest.approx(model.threshold, abs=1e-5)
     assert "threshold: youden" in (copy / "space.yaml").read_text()
     shutil.rmtree(copy)
 

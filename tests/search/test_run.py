@@ -182,7 +182,7 @@ def test_the_final_model_is_chosen_among_the_top_three_and_tta_and_decides_at_th
     # validation probabilities.
     val = model.predict(images).numpy()
     assert final["threshold_rule"] == "f1" and final["threshold_counts"] == "expected"
-    assert choose_threshold(val, labels.numpy(), "f1", expected=True) == pytest.approx(model.threshold, abs=1e-5)
+    assert choose_threshold(val, labels.numpy(), "f1", counts="expected") == pytest.approx(model.threshold, abs=1e-5)
     assert f"final model: {chosen['name']} (trial" in proc.stdout and "best trial, argmax" in proc.stdout
 
 

@@ -58,13 +58,13 @@ def test_expected_counts_put_the_thresholds_where_calibrated_probabilities_do():
     rng = np.random.default_rng(5)
     scores = 1 / (1 + np.exp(-rng.normal(0.8, 2.0, 4000)))
     labels = (rng.random(4000) < scores).astype(int)
-    assert choose_threshold(binary(scores), labels, "accuracy", expected=True) == pytest.approx(0.5, abs=0.03)
-    f1_threshold = choose_threshold(binary(scores), labels, "f1", expected=True)
+    assert choose_threshold(binary(scores), labels, "accuracy", counts="expected") == pytest.approx(0.5, abs=0.03)
+    f1_threshold = choose_threshold(binary(scores), labels, "f1", counts="expected")
     best_f1 = max(f1_score(labels, (scores >= t).astype(int)) for t in np.linspace(0.05, 0.95, 91))
     assert f1_threshold == pytest.approx(best_f1 / 2, abs=0.03)
     # Scores on another scale (the logistic fit undoes a temperature): the same decisions.
     squashed = 1 / (1 + np.exp(-0.5 * np.log(scores / (1 - scores))))
-    chosen = choose_threshold(binary(squashed), labels, "accuracy", expected=True)
+    chosen = choose_threshold(binary(squashed), labels, "accuracy", counts="expected")
     assert ((squashed >= chosen) == (scores >= 0.5)).mean() > 0.99
 
 
@@ -90,7 +90,7 @@ def test_expected_counts_score_each_cut_by_the_logistic_fit(rule):
             return (tp + (1 - q).sum() - fp) / len(q)
         return tp / q.sum() - fp / (1 - q).sum()
 
-    chosen = choose_threshold(binary(scores), labels, rule, expected=True)
+    chosen = choose_threshold(binary(scores), labels, rule, counts="expected")
     assert expected_score(chosen) == pytest.approx(max(expected_score(t) for t in scores))
     counted = choose_threshold(binary(scores), labels, rule)
     assert ((scores >= chosen) != (scores >= counted)).any()
