@@ -131,6 +131,7 @@ class Space:
     cpu_applied: bool = False
     auto: frozenset = frozenset()  # keys left auto (epochs, grace_period, num_samples, image_size)
     objectives: tuple = ()  # ((metric, mode), (cost, mode), ...): a multi-objective search; () : metric/mode alone
+    min_image_size: int | None = None  # with data.image_size auto: the smallest side the budget may choose
     raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
 
     @property
@@ -224,6 +225,16 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     raw_data = raw.get("data")
     if isinstance(raw_data, Mapping) and raw_data.get("image_size") == AUTO:
         raw_data, auto = {k: v for k, v in raw_data.items() if k != "image_size"}, {"image_size"}
+    min_image_size = None
+    if isinstance(raw_data, Mapping) and "min_image_size" in raw_data:
+        min_image_size = raw_data["min_image_size"]
+        raw_data = {k: v for k, v in raw_data.items() if k != "min_image_size"}
+        if not isinstance(min_image_size, int) or isinstance(min_image_size, bool) or min_image_size < 1:
+            problems.append(f"data.min_image_size: must be a positive number of pixels, got {min_image_size!r}")
+            min_image_size = None
+        elif "image_size" not in auto:
+            problems.append("data.min_image_size: only with data.image_size: auto (it is the smallest side the "
+                            "time budget may shrink the images to)")
     try:
         data = DataConfig.from_mapping(raw_data, where="data")
     except UserError as err:
@@ -279,7 +290,7 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
     if problems:
         return None
     return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
-                 final=final, auto=frozenset(auto), objectives=objectives)
+                 final=final, auto=frozenset(auto), objectives=objectives, min_image_size=min_image_size)
 
 
 def _check_objectives(raw: dict, problems: list[str]) -> tuple[tuple[str, str], ...]:

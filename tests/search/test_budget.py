@@ -220,6 +220,54 @@ def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_si
     assert epoch[48] > (epoch[101] - extra) * (48 / 101) ** 2 + extra
 
 
+def test_image_sizes_stop_at_the_floor_which_is_a_candidate_itself():
+    assert budget.image_sizes(101, True) == [None, 96, 80, 64, 48, 32]
+    assert budget.image_sizes(101, True, 48) == [None, 96, 80, 64, 48]
+    assert budget.image_sizes(101, True, 40) == [None, 96, 80, 64, 48, 40]
+    assert budget.image_sizes(101, True, 101) == budget.image_sizes(101, True, 150) == [None]
+    assert budget.image_sizes(101, False, 48) == [None]
+
+
+def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
+    """The quick start on a slow day (the step as timed then): 32 px and a full search without a
+    floor; at data.min_image_size 48, fewer trials at 48 px; slower still, the default alone,
+    never under the floor."""
+    def lens(**data):
+        return load_space(space_file(
+            tmp_path, data={"image_size": "auto", **data}, trial={"epochs": "auto", "batch_size": 32},
+            search={"time_budget": 540, "num_samples": "auto", "grace_period": "auto", "reduction_factor": 3}))
+
+    slow = Cost(step_s=1.46, val_image_s=0.006, image_size=101, small_step_s=0.24, small_val_image_s=0.0006,
+                small_size=32)
+    free = size_search(lens(), 720, 120, 101, 2, slow, 540, node_slots=2)
+    assert free.image_size == 32 and free.expected_trials >= budget.MIN_TRIALS and free.floor is None
+    floored = lens(min_image_size=48)
+    assert floored.min_image_size == 48
+    sizing = size_search(floored, 720, 120, 101, 2, slow, 540, node_slots=2)
+    assert sizing.image_size == 48 and not sizing.alone and sizing.floor == 48
+    assert budget.MIN_TRIALS_AT_FLOOR <= sizing.expected_trials < budget.MIN_TRIALS
+    assert sizing.train_on_s > 0 and sizing.epochs + sizing.train_on_epochs >= budget.MIN_FULL_EPOCHS
+    assert "rather than images under data.min_image_size, 48 px" in sizing.budget_line(540, slow, 32)
+    # Where a size above the floor holds a whole search, the floor changes nothing.
+    fast = Cost(step_s=0.56, val_image_s=0.003, image_size=101, small_step_s=0.1, small_val_image_s=0.0003,
+                small_size=32)
+    assert size_search(floored, 720, 120, 101, 2, fast, 540) == size_search(lens(), 720, 120, 101, 2, fast, 540)
+    # Too slow for even MIN_TRIALS_AT_FLOOR: the default alone, at the largest size it trains
+    # MIN_FULL_EPOCHS at, and not under the floor even where that size gives it fewer.
+    slower = Cost(step_s=7.0, val_image_s=0.02, image_size=101, small_step_s=1.5, small_val_image_s=0.002,
+                  small_size=32)
+    alone = size_search(floored, 720, 120, 101, 2, slower, 540, node_slots=2)
+    assert alone.alone and alone.image_size == 48 and alone.floor is None
+    assert 540 * 2 * budget.SAFETY / alone.epoch_s < budget.MIN_FULL_EPOCHS
+    assert size_search(lens(), 720, 120, 101, 2, slower, 540, node_slots=2).image_size == 32
+    # Settled, the saved file has a fixed size and no floor, and loads again (--resume).
+    sized = budget.apply(floored, sizing)
+    assert sized.raw["data"]["image_size"] == 48 and "min_image_size" not in sized.raw["data"]
+    again = tmp_path / "again.yaml"
+    again.write_text(yaml.safe_dump(sized.raw))
+    assert load_space(again).data.image_size == (48, 48)
+
+
 @pytest.mark.parametrize("auto", [True, False])
 def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_path, auto):
     import numpy as np
@@ -232,6 +280,7 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     if auto:
         blocks["data"] = {"image_size": "auto"}
     space = load_space(space_file(tmp_path, **blocks))
+    floored = load_space(space_file(tmp_path, **{**blocks, "data": {"image_size": "auto", "min_image_size": 40}}))
     n = 160
     dataset = ImageDataset(images=torch.randn(n, 1, 64, 64), labels=torch.arange(n) % 2, class_names=("0", "1"),
                            splits={"train": np.arange(128), "val": np.arange(128, n), "test": np.arange(0)},
@@ -240,6 +289,8 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     assert cost.image_size == 64 and cost.step_s > 0 and cost.val_image_s > 0
     if auto:
         assert cost.small_size == min(budget.IMAGE_SIZES) and cost.small_step_s > 0 and cost.small_val_image_s > 0
+        # With data.min_image_size, at the floor: the smallest size the rule may choose.
+        assert budget.measure(floored, dataset, local=True).small_size == 40
     else:
         assert cost.small_size is None and cost.small_step_s is None
 
@@ -252,6 +303,10 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     ({"search": {"num_samples": 0}}, "search.num_samples: must be a positive integer or auto"),
     ({"search": {"train_on": 0.9, "time_budget": 60}}, "search.train_on: must be auto or a share of search.time_budget in [0, 0.8]"),
     ({"search": {"train_on": 0.25}}, "search.train_on: a share of search.time_budget, which is not set"),
+    ({"data": {"image_size": 64, "min_image_size": 48}, "search": {"time_budget": 60}},
+     "data.min_image_size: only with data.image_size: auto"),
+    ({"data": {"image_size": "auto", "min_image_size": "48px"}, "search": {"time_budget": 60}},
+     "data.min_image_size: must be a positive number of pixels, got '48px'"),
 ])
 def test_auto_values_are_checked_before_anything_runs(tmp_path, blocks, message):
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
