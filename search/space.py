@@ -231,10 +231,8 @@ def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
         raw_data = {k: v for k, v in raw_data.items() if k != "min_image_size"}
         if not isinstance(min_image_size, int) or isinstance(min_image_size, bool) or min_image_size < 1:
             problems.append(f"data.min_image_size: must be a positive number of pixels, got {min_image_size!r}")
+        if "image_size" not in auto:  # a size the user fixed (--set data.image_size=32) stands
             min_image_size = None
-        elif "image_size" not in auto:
-            problems.append("data.min_image_size: only with data.image_size: auto (it is the smallest side the "
-                            "time budget may shrink the images to)")
     try:
         data = DataConfig.from_mapping(raw_data, where="data")
     except UserError as err:

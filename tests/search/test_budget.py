@@ -266,6 +266,12 @@ def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
     again = tmp_path / "again.yaml"
     again.write_text(yaml.safe_dump(sized.raw))
     assert load_space(again).data.image_size == (48, 48)
+    # A size the user fixes stands, under the floor too (--set data.image_size=32 on the quick start).
+    fixed = load_space(space_file(tmp_path, data={"image_size": 32, "min_image_size": 48},
+                                  trial={"epochs": "auto", "batch_size": 32},
+                                  search={"time_budget": 540, "num_samples": "auto"}))
+    assert fixed.min_image_size is None and fixed.data.image_size == (32, 32)
+    assert size_search(fixed, 720, 120, 101, 2, slow, 540).image_size is None  # None: as loaded, 32 px
 
 
 @pytest.mark.parametrize("auto", [True, False])
@@ -303,8 +309,6 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     ({"search": {"num_samples": 0}}, "search.num_samples: must be a positive integer or auto"),
     ({"search": {"train_on": 0.9, "time_budget": 60}}, "search.train_on: must be auto or a share of search.time_budget in [0, 0.8]"),
     ({"search": {"train_on": 0.25}}, "search.train_on: a share of search.time_budget, which is not set"),
-    ({"data": {"image_size": 64, "min_image_size": 48}, "search": {"time_budget": 60}},
-     "data.min_image_size: only with data.image_size: auto"),
     ({"data": {"image_size": "auto", "min_image_size": "48px"}, "search": {"time_budget": 60}},
      "data.min_image_size: must be a positive number of pixels, got '48px'"),
 ])
