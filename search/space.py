@@ -213,6 +213,11 @@ def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True
     space = _check(raw, path, problems)
     if problems:
         raise UserError(f"{path}: " + "; ".join(problems))
+    block = raw.get("data")
+    if isinstance(block, Mapping) and "min_image_size" in block and "image_size" not in space.auto:
+        # The size is fixed: the floor has nothing to do, and the saved data: block stays one
+        # that load_dataset reads (search.budget.apply drops it once it has sized the images).
+        raw = {**raw, "data": {k: v for k, v in block.items() if k != "min_image_size"}}
     return dataclasses.replace(space, cpu_applied=applied, raw=raw)
 
 

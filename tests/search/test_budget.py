@@ -271,6 +271,7 @@ def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
                                   trial={"epochs": "auto", "batch_size": 32},
                                   search={"time_budget": 540, "num_samples": "auto"}))
     assert fixed.min_image_size is None and fixed.data.image_size == (32, 32)
+    assert "min_image_size" not in fixed.raw["data"]  # the saved data: block is load_dataset's
     assert size_search(fixed, 720, 120, 101, 2, slow, 540).image_size is None  # None: as loaded, 32 px
 
 
