@@ -360,7 +360,7 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
     widen = max(1, min(node_slots or slots, slots))
     grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-    floor = space.min_image_size if "image_size" in auto else None
+    floor = space.min_image_size  # None unless data.image_size is auto (search.space)
     sizes = image_sizes(native, "image_size" in auto, floor)
 
     def plan(size, epochs, search_s, on_s):
@@ -439,9 +439,7 @@ def apply(space: Space, sizing: Sizing) -> Space:
         raw["search"]["train_on"] = train_on
     data = space.data
     if "image_size" in space.auto:
-        # Settled: the floor has done its work (a saved space.yaml with a fixed size reads back).
-        raw["data"] = {**{k: v for k, v in (raw.get("data") or {}).items() if k != "min_image_size"},
-                       "image_size": sizing.image_size}
+        raw["data"] = {**(raw.get("data") or {}), "image_size": sizing.image_size}
         size = None if sizing.image_size is None else (sizing.image_size, sizing.image_size)
         data = dataclasses.replace(space.data, image_size=size)
     search = dataclasses.replace(space.search, grace_period=sizing.grace_period, num_samples=sizing.num_samples,

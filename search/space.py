@@ -214,9 +214,9 @@ def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True
     if problems:
         raise UserError(f"{path}: " + "; ".join(problems))
     block = raw.get("data")
-    if isinstance(block, Mapping) and "min_image_size" in block and "image_size" not in space.auto:
-        # The size is fixed: the floor has nothing to do, and the saved data: block stays one
-        # that load_dataset reads (search.budget.apply drops it once it has sized the images).
+    if isinstance(block, Mapping) and "min_image_size" in block:
+        # Kept as space.min_image_size: the search's sizing reads it, and the saved data: block
+        # (space.yaml, with the size settled) stays one that load_dataset reads.
         raw = {**raw, "data": {k: v for k, v in block.items() if k != "min_image_size"}}
     return dataclasses.replace(space, cpu_applied=applied, raw=raw)
 
