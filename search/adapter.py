@@ -2,6 +2,9 @@
 
 * Ray's ``OptunaSearch`` gives no public way to reach the Optuna trial of a Ray trial, nor its
   study: :class:`search.searcher.PruningOptunaSearch` reads them here.
+* Ray's ASHA gives no public way to change the value a trial must reach at a rung:
+  :class:`search.asha.MarginASHA` lowers it in a subclass of the bracket class
+  (:func:`asha_bracket_base`, :func:`asha_brackets`).
 * Ray validates a cluster-launcher config only in ``ray.autoscaler._private.util``: the tests of
   ``cluster/*.yaml`` call it here.
 
@@ -30,6 +33,19 @@ def completed_trials(searcher) -> set[str]:
 def optuna_study(searcher):
     """The searcher's ``optuna.Study`` (``OptunaSearch._ot_study``; None before it is set up)."""
     return searcher._ot_study
+
+
+def asha_bracket_base() -> type:
+    """Ray's ASHA bracket class (``ray.tune.schedulers.async_hyperband._Bracket``), whose
+    ``cutoff(recorded)`` is the value ``on_result`` compares a trial at a rung with."""
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    return _Bracket
+
+
+def asha_brackets(scheduler) -> list:
+    """The brackets of Ray's ASHA ``scheduler`` (``AsyncHyperBandScheduler._brackets``)."""
+    return scheduler._brackets
 
 
 def validate_cluster_config(config: dict[str, Any], prepare: bool = False) -> dict[str, Any]:

@@ -11,7 +11,12 @@ at least :data:`MIN_RUNG_STEPS` optimizer steps, whatever the set's size::
 
 ``benchmarks/rung_correlation.py`` measures how well a trial's value after a number of steps
 ranks it against its final value on sets of several sizes; BENCHMARKS.md has the figures that
-set :data:`MIN_RUNG_STEPS`.
+set :data:`MIN_RUNG_STEPS`. A hard set needs more (simulated substructure: about 600 steps), which
+is not known before the search; there the values at the rungs are all within the validation
+split's noise, and the rung stops nothing on it (:class:`search.asha.MarginASHA`,
+``search.rung_margin``). The expected cost below counts ASHA's 1 / reduction_factor share going
+on past each rung; with the margin more may go on on such a set, and the time budget then ends
+the search with fewer trials than expected, not later.
 
 **Time budget.** With ``search.time_budget: SECONDS`` the trials run for that long (Ray stops any
 still running then). Before the search, a few training steps and a validation batch of the

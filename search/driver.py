@@ -13,6 +13,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from search.budget import complete_point
 from search.searcher import PruningOptunaSearch
 from search.space import Distribution, Space, define_by_run, dependency_order
@@ -134,9 +136,14 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
     return searcher, settings.num_samples
 
 
-def build_scheduler(space: Space):
+def build_scheduler(space: Space, val_labels: np.ndarray | None = None):
     """ASHA over epochs (``max_t`` = the epoch budget), MO-ASHA on every objective
     (:class:`search.mo_asha.ParetoASHA`), or none.
+
+    With ``val_labels`` (the validation split's), ``search.rung_margin`` above 0 and a metric
+    with a standard error (AUC, accuracy, F1), a rung stops a trial only when it is behind the
+    cutoff by more than that many standard errors of the metric on those labels
+    (:class:`search.asha.MarginASHA`); otherwise, Ray's ASHA.
 
     ASHA compares trials at a rung by their best value so far (``best_<metric>``, which every
     trial reports), not by the rung epoch's own value: on a small validation split one epoch's
@@ -144,6 +151,7 @@ def build_scheduler(space: Space):
     against their final value better (BENCHMARKS.md, "Where the first rung goes")."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from search.asha import MarginASHA, margin_applies
     from search.mo_asha import ParetoASHA
 
     settings = space.search
@@ -153,8 +161,11 @@ def build_scheduler(space: Space):
         return ParetoASHA("epoch", [best_key(space.metric), *(c for c, _ in space.costs)],
                           [space.mode, *(m for _, m in space.costs)], max_t=space.epochs,
                           grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
-    return ASHAScheduler(time_attr="epoch", metric=best_key(space.metric), mode=space.mode, max_t=space.epochs,
-                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+    options = dict(time_attr="epoch", metric=best_key(space.metric), mode=space.mode, max_t=space.epochs,
+                   grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)
+    if margin_applies(space, val_labels):
+        return MarginASHA(base_metric=space.metric, labels=val_labels, margin=settings.rung_margin, **options)
+    return ASHAScheduler(**options)
 
 
 def parameter_columns(space: Space, limit: int = MAX_PARAMETER_COLUMNS, conditional: bool = True) -> list[str]:
@@ -250,7 +261,7 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
     tune_config = tune.TuneConfig(
         # No metric here: the searcher, the scheduler and the table each have theirs (ASHA ranks
         # by best_<metric>, which Tune would refuse next to a TuneConfig metric).
-        search_alg=searcher, scheduler=build_scheduler(space),
+        search_alg=searcher, scheduler=build_scheduler(space, dataset.split("val")[1].numpy()),
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
         time_budget_s=time_budget_s or space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
         trial_dirname_creator=trial_name)

@@ -81,6 +81,7 @@ class SearchSettings:
     scheduler: str = "asha"  # asha: on the metric; mo_asha: every objective (the default with objectives:)
     grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
     reduction_factor: float = 3
+    rung_margin: float = 1.0  # standard errors a trial must be behind a rung's cutoff by to stop (search.asha)
     time_budget: float | None = None
     train_on: float | str = AUTO  # share of time_budget in which the best trial trains on (search.train_on)
     seed: int = 0
@@ -504,6 +505,8 @@ def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[s
          "auto or an integer in [1, trial.epochs" + (f" = {epochs}]" if epochs else "]")),
         ("reduction_factor", isinstance(settings.reduction_factor, (int, float)) and settings.reduction_factor > 1,
          "a number above 1"),
+        ("rung_margin", isinstance(settings.rung_margin, (int, float)) and not isinstance(settings.rung_margin, bool)
+         and 0 <= settings.rung_margin < math.inf, "a number of standard errors, 0 or more"),
         ("time_budget", settings.time_budget is None or (isinstance(settings.time_budget, (int, float))
                                                          and settings.time_budget > 0), "seconds, above 0"),
         ("seed", isinstance(settings.seed, int), "an integer"),

@@ -8,7 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.adapter import TESTED_MAJORS, completed_trials, optuna_study, optuna_trials, validate_cluster_config
+from search.adapter import (TESTED_MAJORS, asha_bracket_base, asha_brackets, completed_trials, optuna_study,
+                            optuna_trials, validate_cluster_config)
 from search.searcher import PruningOptunaSearch
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -51,3 +52,15 @@ def test_rays_cluster_config_validation_is_still_where_the_adapter_reads_it():
 
     with pytest.raises(jsonschema.ValidationError):
         validate_cluster_config({"cluster_name": "x", "no_such_setting": 1})
+
+
+def test_rays_asha_still_decides_a_rung_with_its_brackets_cutoff():
+    from ray.tune.schedulers import ASHAScheduler
+
+    scheduler = ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=9, grace_period=1, reduction_factor=3)
+    brackets = asha_brackets(scheduler)
+    assert brackets and all(isinstance(b, asha_bracket_base()) for b in brackets), \
+        "AsyncHyperBandScheduler._brackets changed: update search/adapter.py"
+    # cutoff(recorded) is the value a trial at a rung must reach: the 1 - 1/rf percentile.
+    assert brackets[0].cutoff({"a": 0.2, "b": 0.5, "c": 0.8}) == pytest.approx(0.6)
+    assert brackets[0].cutoff({}) is None

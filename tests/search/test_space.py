@@ -98,6 +98,8 @@ BAD = [
     ({"search": {"grace_period": 9}}, "search.grace_period: must be auto or an integer in [1, trial.epochs = 6]"),
     ({"search": {"start_from": [{"lr": 5.0}]}}, "search.start_from[0].lr: 5.0 is outside its loguniform"),
     ({"search": {"favour_default": "yes"}}, "search.favour_default: must be true or false"),
+    ({"search": {"rung_margin": -1}}, "search.rung_margin: must be a number of standard errors, 0 or more, got -1"),
+    ({"search": {"rung_margin": True}}, "search.rung_margin: must be a number of standard errors, 0 or more"),
     ({"data": {"format": "hdf5", "path": "x"}}, "data.format: unknown format 'hdf5'"),
     ({"wandb": {"mode": "cloud"}}, "wandb.mode: 'cloud' is not one of"),
     ({"final": {"ensemble": 0}}, "final.ensemble: must be a positive integer"),

@@ -143,6 +143,8 @@ def test_digits_is_the_readme_first_command_and_fills_its_time_budget(tmp_path):
     assert sizing["steps"] == 1257 // 32 and sizing["grace_period"] == grace_epochs(1257, 32, sizing["epochs"], 3)
     marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
     assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
+    # ... stopping a trial only beyond one standard error of the validation accuracy (search.asha).
+    assert "rungs: a trial stops only when it is more than 1 standard error(s) of val_accuracy behind" in proc.stdout
     assert "time budget 90 s on 2 concurrent trial(s)" in proc.stdout and sizing["cost"]["step_s"] > 0
     assert (saved["trial"]["epochs"], saved["search"]["grace_period"]) == (sizing["epochs"], sizing["grace_period"])
     assert summary["num_trials"] >= 8, "the budget holds a search"

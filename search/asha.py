@@ -1,0 +1,83 @@
+"""ASHA that stops a trial only on a difference the validation split can tell.
+
+Ray's ASHA (``AsyncHyperBandScheduler``) stops a trial at a rung when its value there is below
+the ``1 - 1/reduction_factor`` percentile of the values recorded at that rung. On a small or hard
+set the values at the first rungs are all within the validation split's noise of each other
+(3,000 simulated substructure images at 64 px: every trial between val AUC 0.50 and 0.53 after
+2 epochs, one standard error 0.025), and the cut falls on whichever trial the noise put lowest,
+the default configuration included; the same configuration then wins one run and is cut in the
+next. :class:`MarginASHA` is ASHA whose cutoff is lowered by ``margin`` standard errors of the
+metric at the cutoff (:func:`trainable.decide.standard_error`: Hanley and McNeil's for AUC, the
+binomial one for accuracy), on the search's validation labels: a trial stops only when it is
+behind by more than the split's noise. Where the values spread widely (digits after one epoch:
+0.13 to 0.93) it decides as ASHA does. ``benchmarks/rung_margin.py`` replays both rules on
+recorded learning curves (BENCHMARKS.md, "Where the first rung goes").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from ray.tune.schedulers import AsyncHyperBandScheduler
+
+from search.adapter import asha_bracket_base, asha_brackets
+from trainable.decide import standard_error
+
+
+def margin_applies(space, val_labels) -> bool:
+    """Whether ``space``'s search stops trials with :class:`MarginASHA`: ASHA, a
+    ``search.rung_margin`` above 0, validation labels and a metric with a standard error."""
+    return (space.search.scheduler == "asha" and space.search.rung_margin > 0 and val_labels is not None
+            and len(val_labels) > 0 and standard_error(space.metric, 0.5, val_labels) is not None)
+
+
+def margin_line(space, val_labels) -> str | None:
+    """The printed line saying what the margin is on this validation split, or None."""
+    if not margin_applies(space, val_labels):
+        return None
+    at = ", ".join(f"{standard_error(space.metric, v, val_labels):.3f} at {v:g}" for v in (0.5, 0.9))
+    return (f"rungs: a trial stops only when it is more than {space.search.rung_margin:g} standard error(s) of "
+            f"{space.metric} behind the rung's cutoff ({at} on {len(val_labels)} validation images; "
+            f"search.rung_margin)")
+
+
+class Noise:
+    """``margin`` standard errors of ``metric`` (the base metric: ``val_auc``, not
+    ``best_val_auc``) at a value, on the validation ``labels``; 0 where the metric has none (a
+    loss). Takes and gives ASHA's signed rewards (``sign`` x value). Picklable: Ray saves the
+    scheduler with the experiment."""
+
+    def __init__(self, metric: str, labels: np.ndarray, margin: float, sign: float):
+        self.metric, self.labels, self.margin, self.sign = metric, np.asarray(labels), float(margin), sign
+
+    def __call__(self, reward: float) -> float:
+        error = standard_error(self.metric, self.sign * float(reward), self.labels)
+        return 0.0 if error is None else self.margin * error
+
+
+class _MarginBracket(asha_bracket_base()):
+    """Ray's bracket with its cutoff lowered by the noise at it (``noise``, set by MarginASHA)."""
+
+    noise: Noise
+
+    def cutoff(self, recorded):
+        cutoff = super().cutoff(recorded)
+        return None if cutoff is None else cutoff - self.noise(cutoff)
+
+
+class MarginASHA(AsyncHyperBandScheduler):
+    """ASHA over ``time_attr`` whose rungs stop a trial only when its ``metric`` is below the
+    cutoff by more than ``margin`` standard errors of ``base_metric`` on ``labels`` (see the
+    module's docstring)."""
+
+    def __init__(self, *, base_metric: str, labels: np.ndarray, margin: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self._noise = Noise(base_metric, labels, margin, -1.0 if kwargs.get("mode") == "min" else 1.0)
+        for bracket in asha_brackets(self):
+            bracket.__class__ = _MarginBracket
+            bracket.noise = self._noise
+
+    def set_search_properties(self, metric, mode, **spec) -> bool:
+        ok = super().set_search_properties(metric, mode, **spec)
+        if ok and mode:
+            self._noise.sign = -1.0 if mode == "min" else 1.0
+        return ok
