@@ -3,8 +3,8 @@
 Ray's ASHA (``AsyncHyperBandScheduler``) stops a trial at a rung when its value there is below
 the ``1 - 1/reduction_factor`` percentile of the values recorded at that rung. On a small or hard
 set the values at the first rungs are all within the validation split's noise of each other
-(3,000 simulated substructure images at 64 px: every trial between val AUC 0.50 and 0.53 after
-2 epochs, one standard error 0.025), and the cut falls on whichever trial the noise put lowest,
+(3,000 simulated substructure images at 64 px: every trial between val AUC 0.50 and 0.61
+through 6 epochs, one standard error 0.025), and the cut falls on whichever trial the noise put lowest,
 the default configuration included; the same configuration then wins one run and is cut in the
 next. :class:`MarginASHA` is ASHA whose cutoff is lowered by ``margin`` standard errors of the
 metric at the cutoff (:func:`trainable.decide.standard_error`: Hanley and McNeil's for AUC, the
