@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -48,12 +47,7 @@ sys.path.insert(0, str(ROOT))
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from search.asha import MarginASHA  # noqa: E402
-
-
-def milestones(grace: int, max_t: int, rf: float) -> list[int]:
-    """Ray's rungs below ``max_t`` (one bracket): ``grace * rf**k``."""
-    count = int(math.log(max_t / grace) / math.log(rf) + 1)
-    return [int(grace * rf ** k) for k in range(count) if grace * rf ** k < max_t]
+from search.budget import rungs as asha_rungs  # noqa: E402
 
 
 class Trial:
@@ -178,7 +172,7 @@ def main() -> None:
         parser.error("--results DIR or --digits")
     max_t = args.max_t or sets[0].shape[1]
     sets = [s[:, :max_t] for s in sets]
-    rungs = milestones(args.grace, max_t, args.reduction_factor)
+    rungs = asha_rungs(args.grace, max_t, args.reduction_factor)
     orders = args.orders if len(sets) == 1 else max(1, args.orders // 10)
     options = dict(time_attr="epoch", metric="best", mode="max", max_t=max_t, grace_period=args.grace,
                    reduction_factor=args.reduction_factor)

@@ -30,16 +30,6 @@ def margin_applies(space, val_labels) -> bool:
             and len(val_labels) > 0 and standard_error(space.metric, 0.5, val_labels) is not None)
 
 
-def margin_line(space, val_labels) -> str | None:
-    """The printed line saying what the margin is on this validation split, or None."""
-    if not margin_applies(space, val_labels):
-        return None
-    at = ", ".join(f"{standard_error(space.metric, v, val_labels):.3f} at {v:g}" for v in (0.5, 0.9))
-    return (f"rungs: a trial stops only when it is more than {space.search.rung_margin:g} standard error(s) of "
-            f"{space.metric} behind the rung's cutoff ({at} on {len(val_labels)} validation images; "
-            f"search.rung_margin)")
-
-
 class Noise:
     """``margin`` standard errors of ``metric`` (the base metric: ``val_auc``, not
     ``best_val_auc``) at a value, on the validation ``labels``; 0 where the metric has none (a
@@ -75,6 +65,14 @@ class MarginASHA(AsyncHyperBandScheduler):
         for bracket in asha_brackets(self):
             bracket.__class__ = _MarginBracket
             bracket.noise = self._noise
+
+    def describe(self) -> str:
+        """The printed line: what the margin is on this validation split."""
+        noise = self._noise
+        at = ", ".join(f"{standard_error(noise.metric, v, noise.labels):.3f} at {v:g}" for v in (0.5, 0.9))
+        return (f"rungs: a trial stops only when it is more than {noise.margin:g} standard error(s) of "
+                f"{noise.metric} behind the rung's cutoff ({at} on {len(noise.labels)} validation images; "
+                f"search.rung_margin)")
 
     def set_search_properties(self, metric, mode, **spec) -> bool:
         ok = super().set_search_properties(metric, mode, **spec)

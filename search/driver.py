@@ -258,10 +258,13 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
     from ray import tune
 
     searcher, num_samples = build_searcher(space, journal, planned, start_until, min_starts)
+    scheduler = build_scheduler(space, dataset.labels.numpy()[dataset.splits["val"]])
+    if hasattr(scheduler, "describe"):  # search.asha.MarginASHA: what its margin is on this split
+        print(scheduler.describe(), flush=True)
     tune_config = tune.TuneConfig(
         # No metric here: the searcher, the scheduler and the table each have theirs (ASHA ranks
         # by best_<metric>, which Tune would refuse next to a TuneConfig metric).
-        search_alg=searcher, scheduler=build_scheduler(space, dataset.split("val")[1].numpy()),
+        search_alg=searcher, scheduler=scheduler,
         num_samples=num_samples, max_concurrent_trials=space.search.max_concurrent,
         time_budget_s=time_budget_s or space.search.time_budget, reuse_actors=True, trial_name_creator=trial_name,
         trial_dirname_creator=trial_name)

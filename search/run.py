@@ -300,11 +300,6 @@ def fit_budget(space: Space, dataset, nodes: list[dict], local: bool) -> Fitted:
                                 concurrent_trials(space, nodes, per_node=True))
     sized = budget.apply(space, sizing)
     print(sizing.rung_line(space.search.reduction_factor, space.search.scheduler), flush=True)
-    from search.asha import margin_line
-
-    margin = None if sizing.alone else margin_line(space, dataset.split("val")[1].numpy())
-    if margin:
-        print(margin, flush=True)
     if cost is not None:
         print(sizing.budget_line(total, cost, budget.largest_batch(space)), flush=True)
         if sizing.short_line():

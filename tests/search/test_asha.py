@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.asha import MarginASHA, margin_line
+from search.asha import MarginASHA
 from search.driver import build_scheduler
 from tests.search.test_driver import space_file
 from trainable.decide import standard_error
@@ -79,14 +79,15 @@ def test_a_metric_without_a_standard_error_decides_as_ray_does_and_the_state_pic
 
 def test_the_driver_uses_the_margin_where_it_applies_and_says_so(tmp_path):
     auc = space_file(tmp_path, metric="val_auc")
-    assert isinstance(build_scheduler(auc, LABELS), MarginASHA)
+    scheduler = build_scheduler(auc, LABELS)
+    assert isinstance(scheduler, MarginASHA)
     assert type(build_scheduler(auc)) is ASHAScheduler  # no validation labels: Ray's
     off = space_file(tmp_path, metric="val_auc",
                      search={"algorithm": "grid", "scheduler": "asha", "grace_period": 1, "rung_margin": 0})
-    assert type(build_scheduler(off, LABELS)) is ASHAScheduler and margin_line(off, LABELS) is None
+    assert type(build_scheduler(off, LABELS)) is ASHAScheduler
     loss = space_file(tmp_path, metric="val_loss", mode="min")
-    assert type(build_scheduler(loss, LABELS)) is ASHAScheduler and margin_line(loss, LABELS) is None
-    line = margin_line(auc, LABELS)
+    assert type(build_scheduler(loss, LABELS)) is ASHAScheduler
+    line = scheduler.describe()
     assert line.startswith("rungs: a trial stops only when it is more than 1 standard error(s) of val_auc behind")
     assert f"{standard_error('val_auc', 0.5, LABELS):.3f} at 0.5" in line and "600 validation images" in line
 
