@@ -8,8 +8,11 @@ configuration"). So with a time budget a search keeps a share of it (``search.tr
 search's ranking, :func:`search.results.rank`; in a multi-objective search the trial
 ``final.pick`` takes, :func:`search.pareto.pick_trial`) goes on from its last epoch, optimizer and
 learning-rate schedule as they were, on the resources of as many trials as one node holds,
-until the budget ends (an epoch that would end after it does not start). Its best epoch over all
-of them is what the final stage (:mod:`search.final`) takes.
+until the budget ends (an epoch that would end after it does not start). A schedule with cycles
+is fitted to that end after each epoch (:func:`trainable.optim.end_with`): a cosine schedule's
+cycle, or the warm-restart cycle the budget could not finish, ends with the budget's last epoch
+instead of restarting for a few epochs at its top learning rate, or training on at its floor. Its
+best epoch over all of them is what the final stage (:mod:`search.final`) takes.
 
 It runs as one Ray task on a node the trials used (the checkpoint is read where Ray stored it)
 and its epochs and checkpoint come back to the results folder's ``train_on/``: ``checkpoint/``,
@@ -112,6 +115,24 @@ def with_trained_on(grid, space: Space, folder: Path, val_labels: np.ndarray) ->
     return [TrainedOn(r, out, history) if r.path == ranked[0]["path"] else r for r in grid], record
 
 
+def keep(folder: Path, best: dict[str, Any], metric: str, files: dict[str, bytes],
+         history: list[dict[str, Any]], how: dict[str, Any]) -> dict[str, Any]:
+    """Write what trial ``best`` (its ranked record) trained on into ``folder/train_on``: the
+    last checkpoint's ``files``, the epochs' ``history`` and the record (with ``how``: seconds,
+    budget, widen), which it returns."""
+    out = folder / TRAIN_ON_DIR
+    (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
+    for name, data_bytes in files.items():
+        (out / CHECKPOINT_DIR / name).write_bytes(data_bytes)
+    (out / METRICS_FILE).write_text("".join(json.dumps(h) + "\n" for h in history))
+    last = history[-1]
+    record = {"trial_id": best["trial_id"], "from_epoch": best["epochs"], "to_epoch": int(last["epoch"]),
+              **how, "best_before": best["best"], "best_epoch_before": best["best_epoch"],
+              "best_after": last.get(best_key(metric)), "best_epoch_after": last.get(BEST_EPOCH)}
+    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
 def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Path, seconds: float,
              widen: int) -> tuple[list, dict[str, Any] | None]:
     """Train the search's best trial on for ``seconds`` on ``widen`` trials' resources (see the
@@ -158,17 +179,8 @@ def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Pa
     files, history = ray.get(handle)
     if not history:
         return list(grid), None
-    out = folder / TRAIN_ON_DIR
-    (out / CHECKPOINT_DIR).mkdir(parents=True, exist_ok=True)
-    for name, data_bytes in files.items():
-        (out / CHECKPOINT_DIR / name).write_bytes(data_bytes)
-    (out / METRICS_FILE).write_text("".join(json.dumps(h) + "\n" for h in history))
-    last = history[-1]
-    record = {"trial_id": best["trial_id"], "from_epoch": best["epochs"], "to_epoch": int(last["epoch"]),
-              "seconds": time.perf_counter() - began, "budget_s": seconds, "widen": widen,
-              "best_before": best["best"], "best_epoch_before": best["best_epoch"],
-              "best_after": last.get(best_key(metric)), "best_epoch_after": last.get(BEST_EPOCH)}
-    (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    record = keep(folder, best, metric, files, history, {"seconds": time.perf_counter() - began,
+                                                         "budget_s": seconds, "widen": widen})
     print(f"train on: trial {best['trial_id']} trained epochs {record['from_epoch'] + 1} to {record['to_epoch']} "
           f"in {record['seconds']:.0f} s; best {metric} {best['best']:.4f} -> {record['best_after'] or math.nan:.4f} "
           f"(epoch {record['best_epoch_after']})", flush=True)

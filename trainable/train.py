@@ -36,7 +36,7 @@ from trainable.device import (SplitRows, autocast_dtype, batches, bf16_native, d
 from trainable.errors import UserError
 from trainable.losses import LOSSES, build_loss
 from trainable.models import build_backbone
-from trainable.optim import build_optimizer, build_scheduler
+from trainable.optim import build_optimizer, build_scheduler, end_with
 from trainable.report import LocalReporter, Reporter
 from trainable.sampling import SAMPLERS, epoch_indices
 
@@ -300,7 +300,8 @@ def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
 def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
           reporter: Reporter | None = None, metric: str = "val_auc", mode: str = "max",
           until: float | None = None, costs: tuple[str, ...] = ()) -> dict[str, float]:
-    """Train one configuration, reporting metrics and a checkpoint after every epoch.
+    """Train one configuration, reporting metrics (with ``lr``, the learning rate the epoch
+    trained at) and a checkpoint after every epoch.
 
     Args:
         config: A :class:`TrainConfig` or a flat mapping of its fields.
@@ -310,7 +311,10 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
         metric, mode: What "best" means (:mod:`trainable.best`): every epoch also reports
             ``best_<metric>`` and ``best_epoch``, and the checkpoint keeps that epoch's weights.
         until: A ``time.time()`` no epoch should end after: training stops before an epoch
-            that, as long as the last one, would not end by then (the first always runs).
+            that, as long as the last one, would not end by then (the first always runs). After
+            each epoch the learning-rate schedule's last cycle is fitted to end with the epochs
+            that still fit at that pace (:func:`trainable.optim.end_with`: a cosine schedule's
+            cycle, or a warm-restart cycle the budget could not finish).
         costs: What the trained model costs to run, measured once before the first epoch and
             reported with every epoch: ``throughput``, ``params``, ``flops``
             (:mod:`trainable.cost`; a multi-objective search's objectives).
@@ -358,12 +362,14 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
         began = time.time()
         if until is not None and last_s is not None and began + last_s > until:
             break
+        lr = float(trial.optimizer.param_groups[0]["lr"])  # the rate this epoch trains at
         try:
             metrics, probabilities = _epoch(trial, train_split, val_split, epoch)
         except torch.cuda.OutOfMemoryError:
             metrics, probabilities = None, None  # handled once the error's frames let go of memory
         if metrics is None:
             metrics = _out_of_memory(trial, epoch)
+        metrics["lr"] = lr
         if best.update(metrics[metric], epoch + 1, diverged=bool(metrics["diverged"]), loss=metrics.get("val_loss")):
             best_weights = checkpoint.weights_copy(trial.model)
         if best.value is not None:
@@ -376,6 +382,10 @@ def _train_epochs(trial: Trial, dataset: ImageDataset, reporter: Reporter | None
         last_s = time.time() - began
         if metrics["diverged"]:
             break
+        if until is not None and trial.scheduler is not None:
+            # The epochs that fit before ``until`` at the last one's pace: the schedule ends with them.
+            fit = math.floor((until - time.time()) / max(last_s, 1e-9))
+            end_with(trial.scheduler, min(fit, config.epochs - epoch - 1))
     return metrics
 
 

@@ -1,6 +1,7 @@
 """The training function: every registered option trains, resumes exactly, and fails clearly."""
 
 import copy
+import shutil
 import math
 import sys
 
@@ -299,3 +300,87 @@ def test_an_epoch_reads_the_device_once(three_digits, monkeypatch):
     images, labels = three_digits.split("train")
     assert math.isfinite(train_epoch(trial, images, labels, 0))
     assert len(reads) == 1  # 23 steps
+
+
+def _fitted_rates(scheduler_name, done, epochs_left, **kwargs):
+    """The learning rates of ``epochs_left`` epochs after ``done`` epochs of a schedule, fitted
+    with end_with after every epoch as train() does under ``until``."""
+    from trainable.optim import build_scheduler, end_with
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_scheduler(optimizer, scheduler_name, done, **kwargs)
+    for _ in range(done):
+        optimizer.step()
+        scheduler.step()
+    rates = []
+    for left in range(epochs_left, 0, -1):
+        if rates:  # the first epoch trains at the rate restored: it times the pace
+            end_with(scheduler, left)
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return rates
+
+
+def test_warm_restarts_end_their_last_cycle_with_the_budget():
+    """search.train_on, substructure's winner: t0 3, t_mult 2 (restarts at 3, 9, 21, 45), 18 epochs
+    trained, 31 more fit. Unfitted, epochs 46-49 would restart at the top rate; fitted, the cycle
+    from 21 holds all of epochs 22-49 and the last one trains near the floor."""
+    kwargs = {"t0": 3, "t_mult": 2}
+    fitted = _fitted_rates("cosine_warm_restarts", 18, 31, **kwargs)
+    rises = [i for i in range(1, 31) if fitted[i] > fitted[i - 1]]
+    assert rises == [3]  # one restart, at epoch 22 (the next full cycle, 28 epochs, fits)
+    cycle = fitted[3:]
+    assert len(cycle) == 28 and cycle[0] == pytest.approx(1.0)
+    assert cycle == pytest.approx([(1 + math.cos(math.pi * t / 28)) / 2 for t in range(28)])
+    plain = _fitted_rates("cosine_warm_restarts", 18, 1, **kwargs)  # no fitting: one epoch
+    assert plain[0] == fitted[0]
+    from trainable.optim import build_scheduler
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    unfitted = build_scheduler(optimizer, "cosine_warm_restarts", 0, **kwargs)
+    rates = []
+    for _ in range(49):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        unfitted.step()
+    assert rates[45] == pytest.approx(1.0) and fitted[-1] < 0.01  # epoch 46 restarts unfitted
+
+
+def test_a_cycle_the_budget_cannot_hold_shrinks_to_it():
+    """Too few epochs left for the current cycle: it ends with the last of them."""
+    fitted = _fitted_rates("cosine_warm_restarts", 10, 5, t0=3, t_mult=2)  # cycle 9-21, 5 left
+    assert fitted[1:] == pytest.approx([(1 + math.cos(math.pi * t / 6)) / 2 for t in range(2, 6)])
+
+
+def test_a_finished_cosine_is_stretched_instead_of_climbing_back():
+    """A cosine trial of 4 epochs ends at its floor; torch's schedule would then climb back up over
+    the next 4. Fitted to 4 more epochs, it anneals as a cosine of 8 from where it stands."""
+    fitted = _fitted_rates("cosine", 4, 4)
+    assert fitted[0] == pytest.approx(0.0)  # the epoch that times the pace
+    assert fitted[1:] == pytest.approx([(1 + math.cos(math.pi * t / 8)) / 2 for t in (5, 6, 7)])
+    assert fitted[1] > fitted[2] > fitted[3]
+
+
+def test_an_exponential_schedule_is_not_fitted():
+    assert _fitted_rates("exponential", 3, 4, gamma=0.5) == pytest.approx([0.5 ** t for t in (3, 4, 5, 6)])
+
+
+def test_training_on_under_a_deadline_fits_the_schedule_and_reports_the_rate(three_digits, tmp_path):
+    """train() with ``until``: a cosine trial of 2 epochs given 3 more ends its cycle with them
+    (the reported ``lr`` of each epoch), where without a deadline it climbs back up."""
+    import time
+
+    config = {**FAST, "scheduler": "cosine", "epochs": 2}
+    first = LocalReporter(tmp_path / "first")
+    train(config, three_digits, first)
+    assert [m["lr"] for m in first.history] == pytest.approx([3e-3, 1.5e-3])
+    shutil.copytree(tmp_path / "first", tmp_path / "plain")
+    fitted = LocalReporter(tmp_path / "first")
+    train({**config, "epochs": 5}, three_digits, fitted, until=time.time() + 3600)
+    plain = LocalReporter(tmp_path / "plain")
+    train({**config, "epochs": 5}, three_digits, plain)
+    assert [m["lr"] for m in plain.history] == pytest.approx([0.0, 1.5e-3, 3e-3])  # torch's cosine, periodic
+    # fitted after epoch 3 to the 2 epochs left: a cosine of 5 at epochs 4 and 5
+    assert [m["lr"] for m in fitted.history] == pytest.approx(
+        [0.0] + [3e-3 * (1 + math.cos(math.pi * t / 5)) / 2 for t in (3, 4)])
