@@ -171,8 +171,9 @@ class Sizing:
         epoch_s: With a time budget, the expected seconds of one epoch.
         start_until_s: With a time budget, no trial starts after this many seconds.
         slots: Trials that run at once.
-        short_of: Set when the budget is too short for the rule at any image size: the seconds
-            that would hold it at the size chosen.
+        short_of: Set when the budget is too short for the rule at any image size: the whole
+            time budget that would hold it at the smallest size (the share kept for training on
+            included).
         alone: The budget is too short for a search and ``num_samples`` was ``auto``: the default
             configuration trains alone until the budget ends, on ``widen`` trials' resources.
         widen: The lone trial's resources, in trials' (the trials one node holds at once).
@@ -237,8 +238,8 @@ class Sizing:
     def short_line(self) -> str | None:
         if self.short_of is None:
             return None
-        rule = (f"a search of {MIN_TRIALS} trials whose winner trains {self.short_epochs} epochs needs about "
-                f"{self.short_of:.0f} s")
+        rule = (f"a search of {MIN_TRIALS} trials of at most {self.short_epochs} epochs needs a time budget of "
+                f"about {self.short_of:.0f} s")
         if self.alone:
             return (f"warning: the time budget is too short for a search ({rule}); with less, a search loses to its "
                     f"default configuration trained for the whole budget, which is what runs (raise "
@@ -388,6 +389,7 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     options = [fixed_epochs] if fixed_epochs else sorted(
         set(full_epochs(grace, eta) + (full_epochs(grace, eta, 1, MIN_PROMOTIONS_TRAIN_ON) if share else [])),
         reverse=True)
+    searched = options  # the full trials' lengths a search may have (training on counted)
     plans = [plan(size, epochs, search_s, on_s) for size in sizes for epochs in options]
 
     def holds(p, fewest):
@@ -414,8 +416,24 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     plans = [plan(size, epochs, budget_s, 0.0) for size in sizes for epochs in options]
     last = [p for p in plans if p[0] == sizes[-1]]
     size, epochs, trials, epoch_s, trial_s, full_s, _ = next((p for p in last if p[5] <= budget_s), last[-1])
-    short_of = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s)
-    short_epochs = epochs  # what the warning names; the lone default's epochs are a bound below
+
+    def needed(p):
+        """The whole budget that holds plan ``p``'s search as ``holds`` asks: its trials and its full
+        trial in the trials' share, and the epochs the best trial trains on in the rest."""
+        _, full, _, each_s, one_s, whole_s, _ = p
+        trials_s = max((whole_s + (min_trials - 1) * one_s) / (slots * SAFETY), whole_s)
+        if fixed_epochs or full >= MIN_FULL_EPOCHS:
+            return trials_s / (1 - share)
+        if not share:
+            return math.inf
+        return max(trials_s / (1 - share), (MIN_FULL_EPOCHS - full) * each_s / (share * SAFETY))
+
+    smallest = [plan(sizes[-1], e, search_s, on_s) for e in searched]
+    cheapest = min(smallest, key=needed)
+    # What the warning names: the budget a search needs at the smallest size (training on included).
+    short_of, short_epochs = needed(cheapest), cheapest[1]
+    if not math.isfinite(short_of):
+        short_of, short_epochs = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s), epochs
     if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
         return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
                       max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
