@@ -389,8 +389,8 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
     options = [fixed_epochs] if fixed_epochs else sorted(
         set(full_epochs(grace, eta) + (full_epochs(grace, eta, 1, MIN_PROMOTIONS_TRAIN_ON) if share else [])),
         reverse=True)
-    searched = options  # the full trials' lengths a search may have (training on counted)
     plans = [plan(size, epochs, search_s, on_s) for size in sizes for epochs in options]
+    smallest = [p for p in plans if p[0] == sizes[-1]]  # what a too-short budget's warning prices
 
     def holds(p, fewest):
         return p[2] >= fewest and p[5] <= search_s and (fixed_epochs or p[1] + p[6] >= MIN_FULL_EPOCHS)
@@ -424,16 +424,12 @@ def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
         trials_s = max((whole_s + (min_trials - 1) * one_s) / (slots * SAFETY), whole_s)
         if fixed_epochs or full >= MIN_FULL_EPOCHS:
             return trials_s / (1 - share)
-        if not share:
-            return math.inf
+        # Shorter full trials are options only with a share (full_epochs' minimum otherwise).
         return max(trials_s / (1 - share), (MIN_FULL_EPOCHS - full) * each_s / (share * SAFETY))
 
-    smallest = [plan(sizes[-1], e, search_s, on_s) for e in searched]
     cheapest = min(smallest, key=needed)
     # What the warning names: the budget a search needs at the smallest size (training on included).
     short_of, short_epochs = needed(cheapest), cheapest[1]
-    if not math.isfinite(short_of):
-        short_of, short_epochs = max((full_s + (min_trials - 1) * trial_s) / (slots * SAFETY), full_s), epochs
     if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
         return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
                       max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
