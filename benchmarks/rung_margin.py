@@ -46,8 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
-from search.asha import MarginASHA  # noqa: E402
-from search.budget import rungs as asha_rungs  # noqa: E402
+from search.tune.schedulers.margin_asha import MarginASHA  # noqa: E402
+from search.plan import rungs as asha_rungs  # noqa: E402
 
 
 class Trial:
@@ -105,7 +105,7 @@ def summarise(curves: np.ndarray, make_scheduler, orders: int, rng, default: int
 
 def from_results(folder: Path) -> tuple[np.ndarray, str, np.ndarray, int | None]:
     """Best-so-far curves (higher better), the metric, the validation labels, the default's row."""
-    from search.results import is_default
+    from search.results.records import is_default
     from trainable.data import load_dataset
 
     summary = json.loads((folder / "summary.json").read_text())

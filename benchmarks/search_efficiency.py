@@ -20,9 +20,9 @@ SGD, batch 16 to 256 (67 to 4 steps an epoch), weight decay, a schedule: 324 con
 27 epochs, about 10 minutes on 2 cores.
 
 **replay.** Each method searches the same space through the real driver: the space file checked
-by ``search.space.load_space``, the searcher of ``search.driver.build_searcher`` (Optuna TPE with
+by ``search.space.load_space``, the searcher of ``search.tune.tuner.build_searcher`` (Optuna TPE with
 the settings a search uses, told of ASHA's stops, or Optuna's random sampler), the scheduler of
-``search.driver.build_scheduler`` (ASHA ranking by ``best_<metric>``, or none), Ray Tune's
+``search.tune.tuner.build_scheduler`` (ASHA ranking by ``best_<metric>``, or none), Ray Tune's
 ``Tuner``. The trainable replays the recorded reports of the grid point nearest the suggested
 configuration (learning rate and weight decay are searched log-uniformly, as in a real space, and
 snapped to the grid in log space), sleeping ``--time-scale`` x each epoch's recorded seconds so
@@ -33,7 +33,7 @@ spent. Methods: ``random`` (full training), ``random+asha``, ``tpe`` (no early s
 2307.15422: random configurations trained one epoch until the budget less three full trainings
 is spent, then the three best go on to ``MAX_T``; computed from the table, in the same units).
 
-**real.** The same searches through the driver with the real trainable (``search.driver.trial``)
+**real.** The same searches through the driver with the real trainable (``search.tune.trainable.trial``)
 instead of the table: digits, or 900 simulated lens-finding images at 32 px with the sampling
 strategies searched; each seed trains its trials with that seed. No one-epoch baseline.
 
@@ -253,10 +253,10 @@ def space_file(folder: Path, task: str, method: str, seed: int, budget: int, arg
 def run_method(table: dict | None, task: str, method: str, seed: int, budget: int, folder: Path, args,
                dataset=None) -> list[float]:
     """One search; every epoch's value in the order the driver received them. With ``table``
-    the trainable replays it, else (``dataset``) it is the real one, ``search.driver.trial``."""
+    the trainable replays it, else (``dataset``) it is the real one, ``search.tune.trainable.trial``."""
     from ray import tune
 
-    from search import driver
+    from search.tune import tuner as driver
     from search.space import load_space
 
     class Arrivals(tune.Callback):
@@ -403,7 +403,7 @@ def replay(args) -> int:
 
     import ray
 
-    from search import driver
+    from search.tune import tuner as driver
 
     logging.getLogger("ray.tune").setLevel(logging.ERROR)  # trials the budget stopped before a report
     table, dataset = None, None

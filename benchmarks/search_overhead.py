@@ -10,7 +10,7 @@ RNG, everything else fixed, one torch thread each) are trained for the same ``--
 early stopping, by three rows:
   bare loop        ``trainable.train.train`` with a ``LocalReporter`` in a fork pool of
                    ``--concurrency`` processes: the work itself;
-  driver (W&B)     ``search.driver.build_tuner`` + ``tuner.fit()`` on a fresh local Ray with
+  driver (W&B)     ``search.tune.tuner.build_tuner`` + ``tuner.fit()`` on a fresh local Ray with
                    ``--concurrency`` CPUs, one CPU a trial, scheduler none, the K configurations
                    given as ``search.start_from`` (so the searcher proposes exactly them), and a
                    ``WandbCallback`` in offline mode: what ``python -m search.run`` does;
@@ -134,8 +134,8 @@ def measure_driver(space_path: str, rates: list[float], folder: str, with_wandb:
     """``build_tuner`` + ``tuner.fit()`` on a fresh local Ray; only ``fit`` is timed."""
     import ray
 
-    from search import driver
-    from search.wandb_log import WandbCallback
+    from search.tune import tuner as driver
+    from search.tune.wandb import WandbCallback
 
     space = load_space(space_path)
     dataset = load_dataset(space.data)

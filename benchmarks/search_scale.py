@@ -4,7 +4,7 @@ Usage:
     python benchmarks/search_scale.py [--trials 1000] [--concurrency 2] [--epochs 3] [--no-wandb]
                                       [--json FILE] [--profile FILE] [--standalone]
 
-The driver (``search.driver.build_tuner`` + ``tuner.fit()``, Optuna TPE with the settings a
+The driver (``search.tune.tuner.build_tuner`` + ``tuner.fit()``, Optuna TPE with the settings a
 search uses, ASHA with a grace period of 1 epoch and reduction factor 3, the checkpoints a search
 keeps, the W&B callback offline unless ``--no-wandb``) runs ``--trials`` trials of the real
 trainable on scikit-learn's digits (8x8, ``simple_cnn``, batch 256: about 0.1 s of training an
@@ -23,7 +23,7 @@ search's last), with the median suggestion time there, and the ratio of the last
 to find where a growing cost goes. CPU only.
 
 ``--standalone``: TPE's own cost, without Ray or training. The same searcher
-(``search.driver.build_searcher``, the same journal storage) is driven in this process:
+(``search.tune.tuner.build_searcher``, the same journal storage) is driven in this process:
 ``--concurrency`` trials outstanding (so the constant liar sees pending trials), each told
 epochs as ASHA would stop them (two in three at the first rung, 1 epoch; the rest 3) with a
 value drawn from the configuration's learning rate and noise. It prints the median suggestion at
@@ -95,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def instrument():
     """Time every suggestion on the driver: (started trials so far, seconds) per call."""
-    from search.searcher import PruningOptunaSearch
+    from search.tune.searcher import PruningOptunaSearch
 
     timings: list[tuple[int, float]] = []
     original = PruningOptunaSearch.suggest
@@ -136,8 +136,8 @@ def clock_callback():
 def run(args: argparse.Namespace, folder: Path) -> dict:
     import ray
 
-    from search import driver
-    from search.wandb_log import WandbCallback
+    from search.tune import tuner as driver
+    from search.tune.wandb import WandbCallback
     from trainable.data import load_dataset
 
     raw = {**SPACE, "trial": {**SPACE["trial"], "epochs": args.epochs},
@@ -188,7 +188,7 @@ def standalone(args: argparse.Namespace, folder: Path) -> list[tuple[int, float]
     import math
     import random
 
-    from search import driver
+    from search.tune import tuner as driver
 
     raw = {**SPACE, "trial": {**SPACE["trial"], "epochs": args.epochs},
            "search": {**SPACE["search"], "num_samples": args.trials, "max_concurrent": args.concurrency}}

@@ -43,12 +43,12 @@ def replay(results: Path, out: Path, variant: str, seconds: float | None, thread
 
     import trainable.train
     from search.files import SPACE_COPY, SUMMARY_FILE
-    from search.final import main as finalize
-    from search.results import rank, trial_records
-    from search.retrain import trial_config
-    from search.run import prepare_data
+    from search.final.__main__ import main as finalize
+    from search.results.records import rank, trial_records
+    from search.final.retrain import trial_config
+    from search.plan.data import prepare_data
     from search.space import load_space
-    from search.train_on import RECORD_FILE, TRAIN_ON_DIR, continue_trial, keep
+    from search.results.train_on import RECORD_FILE, TRAIN_ON_DIR, continue_trial, keep
     from trainable.optim import end_with
 
     record = json.loads((results / TRAIN_ON_DIR / RECORD_FILE).read_text())

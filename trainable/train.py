@@ -400,7 +400,7 @@ def time_training(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset
                   steps: int = 4) -> dict[str, float]:
     """What one configuration costs on this worker's device, measured: seconds per training step
     (``config.batch_size`` images, augmentations included) and per validated image. A search
-    sizes its trials from these (:mod:`search.budget`); every sampling strategy trains as many
+    sizes its trials from these (:mod:`search.plan`); every sampling strategy trains as many
     samples per epoch, so the strategy does not matter here.
 
     Times ``steps`` steps after one step and one validation batch that are not timed (lazy

@@ -16,7 +16,7 @@ import pytest
 import ray
 import yaml
 
-from search.adapter import validate_cluster_config
+from search.tune.adapter import validate_cluster_config
 from search.run import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,9 +8,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.adapter import (TESTED_MAJORS, asha_bracket_base, asha_brackets, completed_trials, optuna_study,
+from search.tune.adapter import (TESTED_MAJORS, asha_bracket_base, asha_brackets, completed_trials, optuna_study,
                             optuna_trials, validate_cluster_config)
-from search.searcher import PruningOptunaSearch
+from search.tune.searcher import PruningOptunaSearch
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 ROOT = Path(__file__).resolve().parents[2]

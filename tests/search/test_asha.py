@@ -1,4 +1,4 @@
-"""ASHA with a noise margin (search.asha.MarginASHA): a rung stops a trial only when it is behind
+"""ASHA with a noise margin (search.tune.schedulers.margin_asha.MarginASHA): a rung stops a trial only when it is behind
 the cutoff by more than the validation split's standard error; through real Ray Tune too."""
 
 import pickle
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.asha import MarginASHA
-from search.driver import build_scheduler
+from search.tune.schedulers.margin_asha import MarginASHA
+from search.tune.tuner import build_scheduler
 from tests.search.test_driver import space_file
 from trainable.decide import standard_error
 

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from search import budget
-from search.budget import Cost, asha_epochs, grace_epochs, size_search
+from search import plan
+from search.space import complete_point, default_config
+from search.plan import Cost, asha_epochs, grace_epochs, size_search
 from search.space import load_space
 from tests.search.test_run import SPACE, run_search
 from trainable.errors import UserError
@@ -36,8 +37,8 @@ def space_file(tmp_path, **blocks):
 def test_grace_period_gives_the_first_rung_enough_optimizer_steps(n_train, batch, max_t, grace):
     assert grace_epochs(n_train, batch, max_t, 3) == grace
     if max_t is None:
-        steps = budget.steps_per_epoch(n_train, batch)
-        assert grace * steps >= budget.MIN_RUNG_STEPS > (grace - 1) * steps
+        steps = plan.steps_per_epoch(n_train, batch)
+        assert grace * steps >= plan.MIN_RUNG_STEPS > (grace - 1) * steps
 
 
 def test_asha_cost_counts_stopped_trials_only_up_to_their_rung():
@@ -53,7 +54,7 @@ def test_auto_grace_period_without_a_time_budget_comes_from_the_set(tmp_path):
     assert space.auto == {"grace_period"}
     sizing = size_search(space, n_train=720, n_val=90, native=101, slots=2, cost=None, budget_s=None)
     assert (sizing.epochs, sizing.grace_period, sizing.num_samples, sizing.steps) == (30, 5, SPACE["search"]["num_samples"], 22)
-    sized = budget.apply(space, sizing)
+    sized = plan.apply(space, sizing)
     assert sized.search.grace_period == 5 and sized.raw["search"]["grace_period"] == 5 and not sized.auto
     assert "epochs 5, 15 of 30; the first after 110 optimizer steps (22 per epoch" in sizing.rung_line(3, "asha")
     # A fixed grace period stands.
@@ -78,18 +79,18 @@ def test_time_budget_sizes_a_search_that_fits_it(tmp_path, n):
     sizing = size_search(space, n_train, n_val, 101, slots=2, cost=cost, budget_s=480)
     # The expected cost of the planned trials fits the budget; one more trial would not have.
     epoch_s = cost.epoch_s(n_train, n_val, 32, sizing.image_size)
-    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + budget.TRIAL_START_S
-    capacity = 480 * 2 * budget.SAFETY
+    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + plan.TRIAL_START_S
+    capacity = 480 * 2 * plan.SAFETY
     # The first trial runs all its epochs: asynchronous ASHA promotes a trial alone at its rung.
-    first_s = epoch_s * sizing.epochs + budget.TRIAL_START_S
+    first_s = epoch_s * sizing.epochs + plan.TRIAL_START_S
     assert first_s + (sizing.expected_trials - 1) * trial_s <= capacity < first_s + sizing.expected_trials * trial_s
-    assert sizing.expected_trials >= budget.MIN_TRIALS
+    assert sizing.expected_trials >= plan.MIN_TRIALS
     # max_t is the grace period times a power of the reduction factor: ASHA's rungs land on it.
     k = round(math.log(sizing.epochs / sizing.grace_period, 3))
-    assert sizing.epochs == sizing.grace_period * 3 ** k and budget.MIN_PROMOTIONS <= k <= budget.MAX_PROMOTIONS
+    assert sizing.epochs == sizing.grace_period * 3 ** k and plan.MIN_PROMOTIONS <= k <= plan.MAX_PROMOTIONS
     # A full trial, the winner's, ends within the budget.
-    assert sizing.epochs * epoch_s + budget.TRIAL_START_S <= 480 and sizing.short_of is None
-    assert sizing.start_until_s == pytest.approx(480 - epoch_s * sizing.grace_period - budget.TRIAL_START_S)
+    assert sizing.epochs * epoch_s + plan.TRIAL_START_S <= 480 and sizing.short_of is None
+    assert sizing.start_until_s == pytest.approx(480 - epoch_s * sizing.grace_period - plan.TRIAL_START_S)
     assert sizing.num_samples >= sizing.expected_trials
 
 
@@ -99,16 +100,16 @@ def test_images_keep_their_native_size_when_it_fits_and_shrink_when_it_does_not(
     small = size_search(space, 720, 90, 101, 2, cost, 480)
     large = size_search(space, 14400, 1800, 101, 2, cost, 480)
     assert small.image_size is None  # 900 images: native 101 px
-    assert large.image_size in budget.IMAGE_SIZES and large.image_size < 101
+    assert large.image_size in plan.IMAGE_SIZES and large.image_size < 101
     # The largest size that holds the rule: at the next size up, no trial length both leaves time
     # for MIN_TRIALS and ends within the budget.
-    bigger = max(s for s in (101, *budget.IMAGE_SIZES) if s > large.image_size)
+    bigger = max(s for s in (101, *plan.IMAGE_SIZES) if s > large.image_size)
     epoch_s = cost.epoch_s(14400, 1800, 32, bigger)
-    for k in range(budget.MIN_PROMOTIONS, budget.MAX_PROMOTIONS + 1):
+    for k in range(plan.MIN_PROMOTIONS, plan.MAX_PROMOTIONS + 1):
         epochs = large.grace_period * 3 ** k
-        trial_s = epoch_s * asha_epochs(large.grace_period, epochs, 3) + budget.TRIAL_START_S
-        first_s = epoch_s * epochs + budget.TRIAL_START_S
-        assert first_s + (budget.MIN_TRIALS - 1) * trial_s > 480 * 2 * budget.SAFETY or first_s > 480
+        trial_s = epoch_s * asha_epochs(large.grace_period, epochs, 3) + plan.TRIAL_START_S
+        first_s = epoch_s * epochs + plan.TRIAL_START_S
+        assert first_s + (plan.MIN_TRIALS - 1) * trial_s > 480 * 2 * plan.SAFETY or first_s > 480
     # A fixed image size is never changed, whatever the budget.
     fixed = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
                                   search={"time_budget": 480, "num_samples": "auto"}))
@@ -123,7 +124,7 @@ def test_a_longer_budget_buys_longer_trials_then_more_trials(tmp_path):
     sizes = [size_search(space, 720, 90, 101, 2, cost, seconds) for seconds in (1800, 7200, 28800)]
     epochs = [s.epochs for s in sizes]
     grace = sizes[0].grace_period
-    assert epochs == [grace * 3 ** budget.MIN_PROMOTIONS] + 2 * [grace * 3 ** budget.MAX_PROMOTIONS]
+    assert epochs == [grace * 3 ** plan.MIN_PROMOTIONS] + 2 * [grace * 3 ** plan.MAX_PROMOTIONS]
     assert sizes[-1].expected_trials > 3 * sizes[-2].expected_trials
     assert all(s.short_of is None for s in sizes)
 
@@ -134,19 +135,19 @@ def test_a_budget_too_short_for_a_search_trains_the_default_alone_and_says_what_
     short = size_search(space, 14400, 1800, 101, 2, cost, 300, node_slots=2)
     assert short.alone and short.num_samples == 1 and short.widen == 2
     # The largest size at which the default configuration trains MIN_FULL_EPOCHS (here none: the smallest).
-    assert short.image_size == budget.IMAGE_SIZES[-1]
-    assert 300 * 2 * budget.SAFETY / short.epoch_s < budget.MIN_FULL_EPOCHS
-    assert short.epochs * short.epoch_s >= 300 * 2 * budget.SAFETY  # a bound: the budget ends the trial
+    assert short.image_size == plan.IMAGE_SIZES[-1]
+    assert 300 * 2 * plan.SAFETY / short.epoch_s < plan.MIN_FULL_EPOCHS
+    assert short.epochs * short.epoch_s >= 300 * 2 * plan.SAFETY  # a bound: the budget ends the trial
     assert f"needs a time budget of about {short.short_of:.0f} s" in short.short_line() and "which is what runs" in short.short_line()
     assert "the default configuration trains alone" in short.budget_line(300, cost, 32)
     # The space runs the default configuration, completed, on two trials' CPUs.
-    alone = budget.apply(space, short)
+    alone = plan.apply(space, short)
     assert alone.search.num_samples == 1 and alone.resources == {"cpu": 2, "gpu": 0}
-    assert alone.search.start_from == (budget.complete_point(space, dict(space.search.start_from[0])),)
+    assert alone.search.start_from == (complete_point(space, dict(space.search.start_from[0])),)
     assert alone.raw["trial"]["resources"] == {"cpu": 2, "gpu": 0}
     # The budget it names holds a search.
     enough = size_search(space, 14400, 1800, 101, 2, cost, short.short_of * 1.01)
-    assert not enough.alone and enough.short_of is None and enough.expected_trials >= budget.MIN_TRIALS
+    assert not enough.alone and enough.short_of is None and enough.expected_trials >= plan.MIN_TRIALS
     assert enough.epochs == short.short_epochs and enough.short_line() is None
     # A file that names its number of trials gets its search, and the warning.
     named = load_space(space_file(tmp_path, data={"image_size": "auto"}, trial={"epochs": "auto", "batch_size": 32},
@@ -167,8 +168,8 @@ def test_the_budget_the_warning_names_is_the_whole_budget_a_search_needs(tmp_pat
     assert short.alone and short.short_of > 300
     enough = size_search(space, 14400, 1800, 101, 2, cost, short.short_of * 1.01, node_slots=2)
     assert not enough.alone and enough.short_of is None and enough.train_on_s > 0
-    assert enough.expected_trials >= budget.MIN_TRIALS and enough.epochs == short.short_epochs
-    assert enough.epochs + enough.train_on_epochs >= budget.MIN_FULL_EPOCHS
+    assert enough.expected_trials >= plan.MIN_TRIALS and enough.epochs == short.short_epochs
+    assert enough.epochs + enough.train_on_epochs >= plan.MIN_FULL_EPOCHS
     assert size_search(space, 14400, 1800, 101, 2, cost, short.short_of * 0.97, node_slots=2).alone
 
 
@@ -178,31 +179,31 @@ def test_a_share_of_the_budget_is_kept_for_the_best_trial_to_train_on(tmp_path, 
     epochs with those it trains on reach MIN_FULL_EPOCHS, which lets max_t be shorter."""
     space = lens_budget_space(tmp_path, seconds=900, train_on=share)
     cost = Cost(step_s=0.25, val_image_s=0.002, image_size=101)
-    part = budget.TRAIN_ON if share == "auto" else share
+    part = plan.TRAIN_ON if share == "auto" else share
     sizing = size_search(space, 3200, 400, 101, slots=2, cost=cost, budget_s=900, node_slots=2)
     assert not sizing.alone and sizing.widen == 2
     assert sizing.search_s == pytest.approx(900 * (1 - part)) and sizing.train_on_s == pytest.approx(900 * part)
     epoch_s = cost.epoch_s(3200, 400, 32, sizing.image_size)
-    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + budget.TRIAL_START_S
-    first_s = epoch_s * sizing.epochs + budget.TRIAL_START_S
-    capacity = sizing.search_s * 2 * budget.SAFETY
+    trial_s = epoch_s * asha_epochs(sizing.grace_period, sizing.epochs, 3) + plan.TRIAL_START_S
+    first_s = epoch_s * sizing.epochs + plan.TRIAL_START_S
+    capacity = sizing.search_s * 2 * plan.SAFETY
     assert first_s + (sizing.expected_trials - 1) * trial_s <= capacity < first_s + sizing.expected_trials * trial_s
-    assert first_s <= sizing.search_s and sizing.expected_trials >= budget.MIN_TRIALS
-    assert sizing.start_until_s == pytest.approx(sizing.search_s - epoch_s * sizing.grace_period - budget.TRIAL_START_S)
-    assert sizing.train_on_epochs == int(sizing.train_on_s * budget.SAFETY / epoch_s)
-    assert sizing.epochs + sizing.train_on_epochs >= budget.MIN_FULL_EPOCHS
+    assert first_s <= sizing.search_s and sizing.expected_trials >= plan.MIN_TRIALS
+    assert sizing.start_until_s == pytest.approx(sizing.search_s - epoch_s * sizing.grace_period - plan.TRIAL_START_S)
+    assert sizing.train_on_epochs == int(sizing.train_on_s * plan.SAFETY / epoch_s)
+    assert sizing.epochs + sizing.train_on_epochs >= plan.MIN_FULL_EPOCHS
     assert f"then the best trial trains on for the last {sizing.train_on_s:.0f} s on 2 trial(s)' resources" \
         in sizing.budget_line(900, cost, 32)
     # The share is written into the saved space (what --resume trains on for).
-    sized = budget.apply(space, sizing)
+    sized = plan.apply(space, sizing)
     assert sized.search.train_on == pytest.approx(part, abs=1e-4) == sized.raw["search"]["train_on"]
     # Without the share the trials get the whole budget, and max_t alone must reach MIN_FULL_EPOCHS.
     whole = size_search(lens_budget_space(tmp_path, seconds=900), 3200, 400, 101, 2, cost, 900)
-    assert whole.train_on_s == 0 and whole.search_s == 900 and whole.epochs >= budget.MIN_FULL_EPOCHS
+    assert whole.train_on_s == 0 and whole.search_s == 900 and whole.epochs >= plan.MIN_FULL_EPOCHS
     # A budget that holds no search: the default alone has all of it, and nothing is kept.
     short = size_search(space, 14400, 1800, 101, 2, Cost(step_s=1.0, val_image_s=0.002, image_size=101), 300)
     assert short.alone and short.train_on_s == 0
-    assert budget.apply(space, short).raw["search"]["train_on"] == 0
+    assert plan.apply(space, short).raw["search"]["train_on"] == 0
 
 
 def test_a_multi_objective_search_keeps_no_share_for_one_trial_unless_told(tmp_path):
@@ -212,17 +213,17 @@ def test_a_multi_objective_search_keeps_no_share_for_one_trial_unless_told(tmp_p
                                   search={"time_budget": 900, "num_samples": "auto", "grace_period": "auto"},
                                   objectives=[{"val_auc": "max"}, {"params": "min"}]))
     sizing = size_search(space, 3200, 400, 101, slots=2, cost=cost, budget_s=900, node_slots=2)
-    assert budget.train_on_share(space) == 0 and sizing.train_on_s == 0 and sizing.search_s == 900
+    assert plan.train_on_share(space) == 0 and sizing.train_on_s == 0 and sizing.search_s == 900
     told = load_space(space_file(tmp_path, trial={"epochs": "auto", "batch_size": 32},
                                  search={"time_budget": 900, "num_samples": "auto", "train_on": 0.25},
                                  objectives=[{"val_auc": "max"}, {"params": "min"}]))
-    assert budget.train_on_share(told) == 0.25
+    assert plan.train_on_share(told) == 0.25
 
 
 def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_sizes():
     cost = Cost(step_s=1.0, val_image_s=0.01, image_size=101, small_step_s=0.2, small_val_image_s=0.004,
                 small_size=32)
-    extra = budget.EPOCH_EXTRA_S
+    extra = plan.EPOCH_EXTRA_S
     epoch = {side: cost.epoch_s(3200, 400, 32, side) for side in (32, 48, 64, 101)}
     assert epoch[101] == pytest.approx(100 * 1.0 + 400 * 0.01 + extra)
     assert epoch[32] == pytest.approx(100 * 0.2 + 400 * 0.004 + extra)
@@ -237,11 +238,11 @@ def test_the_cost_of_an_epoch_is_a_line_in_the_pixel_count_through_both_timed_si
 
 
 def test_image_sizes_stop_at_the_floor_which_is_a_candidate_itself():
-    assert budget.image_sizes(101, True) == [None, 96, 80, 64, 48, 32]
-    assert budget.image_sizes(101, True, 48) == [None, 96, 80, 64, 48]
-    assert budget.image_sizes(101, True, 40) == [None, 96, 80, 64, 48, 40]
-    assert budget.image_sizes(101, True, 101) == budget.image_sizes(101, True, 150) == [None]
-    assert budget.image_sizes(101, False, 48) == [None]
+    assert plan.image_sizes(101, True) == [None, 96, 80, 64, 48, 32]
+    assert plan.image_sizes(101, True, 48) == [None, 96, 80, 64, 48]
+    assert plan.image_sizes(101, True, 40) == [None, 96, 80, 64, 48, 40]
+    assert plan.image_sizes(101, True, 101) == plan.image_sizes(101, True, 150) == [None]
+    assert plan.image_sizes(101, False, 48) == [None]
 
 
 def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
@@ -256,13 +257,13 @@ def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
     slow = Cost(step_s=1.46, val_image_s=0.006, image_size=101, small_step_s=0.24, small_val_image_s=0.0006,
                 small_size=32)
     free = size_search(lens(), 720, 120, 101, 2, slow, 540, node_slots=2)
-    assert free.image_size == 32 and free.expected_trials >= budget.MIN_TRIALS and free.floor is None
+    assert free.image_size == 32 and free.expected_trials >= plan.MIN_TRIALS and free.floor is None
     floored = lens(min_image_size=48)
     assert floored.min_image_size == 48
     sizing = size_search(floored, 720, 120, 101, 2, slow, 540, node_slots=2)
     assert sizing.image_size == 48 and not sizing.alone and sizing.floor == 48
-    assert budget.MIN_TRIALS_AT_FLOOR <= sizing.expected_trials < budget.MIN_TRIALS
-    assert sizing.train_on_s > 0 and sizing.epochs + sizing.train_on_epochs >= budget.MIN_FULL_EPOCHS
+    assert plan.MIN_TRIALS_AT_FLOOR <= sizing.expected_trials < plan.MIN_TRIALS
+    assert sizing.train_on_s > 0 and sizing.epochs + sizing.train_on_epochs >= plan.MIN_FULL_EPOCHS
     assert "rather than images under data.min_image_size, 48 px" in sizing.budget_line(540, slow, 32)
     # Where a size above the floor holds a whole search, the floor changes nothing.
     fast = Cost(step_s=0.56, val_image_s=0.003, image_size=101, small_step_s=0.1, small_val_image_s=0.0003,
@@ -274,10 +275,10 @@ def test_a_floor_on_the_image_size_costs_trials_instead_of_pixels(tmp_path):
                   small_size=32)
     alone = size_search(floored, 720, 120, 101, 2, slower, 540, node_slots=2)
     assert alone.alone and alone.image_size == 48 and alone.floor is None
-    assert 540 * 2 * budget.SAFETY / alone.epoch_s < budget.MIN_FULL_EPOCHS
+    assert 540 * 2 * plan.SAFETY / alone.epoch_s < plan.MIN_FULL_EPOCHS
     assert size_search(lens(), 720, 120, 101, 2, slower, 540, node_slots=2).image_size == 32
     # Settled, the saved file has a fixed size and no floor, and loads again (--resume).
-    sized = budget.apply(floored, sizing)
+    sized = plan.apply(floored, sizing)
     assert sized.raw["data"]["image_size"] == 48 and "min_image_size" not in sized.raw["data"]
     again = tmp_path / "again.yaml"
     again.write_text(yaml.safe_dump(sized.raw))
@@ -308,12 +309,12 @@ def test_the_step_is_timed_at_the_smallest_size_too_when_the_size_is_auto(tmp_pa
     dataset = ImageDataset(images=torch.randn(n, 1, 64, 64), labels=torch.arange(n) % 2, class_names=("0", "1"),
                            splits={"train": np.arange(128), "val": np.arange(128, n), "test": np.arange(0)},
                            files=tuple(f"{i}.fits" for i in range(n)))
-    cost = budget.measure(space, dataset, local=True)
+    cost = plan.measure(space, dataset, local=True)
     assert cost.image_size == 64 and cost.step_s > 0 and cost.val_image_s > 0
     if auto:
-        assert cost.small_size == min(budget.IMAGE_SIZES) and cost.small_step_s > 0 and cost.small_val_image_s > 0
+        assert cost.small_size == min(plan.IMAGE_SIZES) and cost.small_step_s > 0 and cost.small_val_image_s > 0
         # With data.min_image_size, at the floor: the smallest size the rule may choose.
-        assert budget.measure(floored, dataset, local=True).small_size == 40
+        assert plan.measure(floored, dataset, local=True).small_size == 40
     else:
         assert cost.small_size is None and cost.small_step_s is None
 
@@ -340,12 +341,12 @@ def test_the_default_configuration_is_one_configuration(tmp_path):
     space = load_space(space_file(tmp_path, space={"weight_decay": {"loguniform": [1.0e-6, 1.0e-2]},
                                                    "drop_rate": {"uniform": [0.0, 0.4]},
                                                    "focal_gamma": {"uniform": [1.0, 3.0], "when": {"loss": "focal"}}}))
-    point = budget.complete_point(space, dict(space.search.start_from[0]))
+    point = complete_point(space, dict(space.search.start_from[0]))
     assert point["backbone"] == "simple_cnn" and point["lr"] == 1.0e-3 and point["loss"] == "bce"
     assert point["drop_rate"] == 0.0  # TrainConfig's default, inside the range
     assert point["weight_decay"] == pytest.approx(1.0e-4)  # 0 is outside: the geometric middle
     assert point["gamma"] == 0.9 and "t0" not in point and "focal_gamma" not in point
-    assert budget.default_config(space)["augment_flip"] is True
+    assert default_config(space)["augment_flip"] is True
 
 
 def budgeted_search(tmp_path, seconds, epochs, train_on="auto"):

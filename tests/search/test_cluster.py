@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from search import cluster
-from search.driver import node_dataset
+from search.tune import cluster
+from search.tune.trainable import node_dataset
 from search.space import load_space
 from trainable.data import load_dataset
 from trainable.data.config import DataConfig

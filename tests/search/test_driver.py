@@ -3,9 +3,9 @@
 import pytest
 import yaml
 
-from search.driver import (build_scheduler, build_searcher, grid_points, parameter_columns, progress_reporter,
-                           sortable, startup_trials)
-from search.searcher import PruningOptunaSearch
+from search.tune.progress import parameter_columns, progress_reporter, sortable
+from search.tune.tuner import build_scheduler, build_searcher, grid_points, startup_trials
+from search.tune.searcher import PruningOptunaSearch
 from search.space import load_space
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search import budget
+from search import plan
 from search.run import main
 from tests.search.test_run import ROOT
 
@@ -25,7 +25,7 @@ def snapshot(folder: Path) -> set[str]:
 def test_asha_expectation_by_hand():
     """Grace 1, max_t 9, reduction factor 3: every trial trains epoch 1, a third goes on to 3,
     a ninth to 9: 1 + 2/3 + 6/9 epochs a trial."""
-    assert budget.asha_epochs(1, 9, 3) == pytest.approx(1 + 2 / 3 + 6 / 9)
+    assert plan.asha_epochs(1, 9, 3) == pytest.approx(1 + 2 / 3 + 6 / 9)
 
 
 def test_gpu_cluster_estimate(tmp_path, monkeypatch, capsys):
@@ -41,7 +41,7 @@ def test_gpu_cluster_estimate(tmp_path, monkeypatch, capsys):
     assert "ASHA compares trials at epochs 4, 12 of 30" in out
     assert "epochs: at most 1,800 (no trial stopped), expected 520" in out
     wall = re.search(r"about (\d+) min of wall time with 8 trial", out)
-    assert wall and int(wall.group(1)) == round((520 * 40 + 60 * budget.TRIAL_START_S) / 8 / 60)
+    assert wall and int(wall.group(1)) == round((520 * 40 + 60 * plan.TRIAL_START_S) / 8 / 60)
     assert "2.9 GPU-hours (0.5 GPU a trial" in out
     assert snapshot(tmp_path) == set(), "a dry run wrote or simulated something"
 

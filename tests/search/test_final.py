@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.final import choose, side_by_side
-from search.results import kept_default, loss_at, mark_default, rank
+from search.final.stage import choose
+from search.final.describe import side_by_side
+from search.results.records import kept_default, loss_at, mark_default, rank
 from trainable.decide import auc_standard_error, standard_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,7 @@ def test_the_default_stays_first_unless_beaten_by_more_than_its_standard_error()
 
 
 def test_the_default_trial_is_found_by_its_completed_configuration(tmp_path):
-    from search.budget import complete_point
+    from search.space import complete_point
     from search.space import load_space
 
     space = load_space(ROOT / "spaces" / "lens_finding.yaml", has_gpu=True)
@@ -103,7 +104,7 @@ def test_the_final_step_is_the_best_on_validation_the_more_averaged_of_equals():
 
 
 def test_ensemble_members_are_those_within_a_standard_error_of_the_best():
-    from search.final import close_to_best
+    from search.final.stage import close_to_best
 
     labels = np.array([0] * 28 + [1] * 62)  # the quick start's validation split
     tolerance = standard_error("val_auc", 0.93, labels)
@@ -144,7 +145,7 @@ def test_search_final_reruns_the_stage_on_a_finished_search_without_training(fin
     import json
     import shutil
 
-    from search import final as final_cli
+    from search.final import __main__ as final_cli
     from search.space import load_space
     from trainable.data import load_dataset
     from trainable.decide import choose_threshold

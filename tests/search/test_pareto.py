@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.mo_asha import ParetoASHA, rung_milestones
-from search.pareto import (crowding_distance, front_ranks, model_costs, pareto_mask, pareto_order, pareto_records,
-                           pick_trial, pool_throughput)
+from search.tune.schedulers.pareto_asha import ParetoASHA, rung_milestones
+from search.results.pareto import model_costs, pareto_records, pick_trial, pool_throughput
+from search.tune.pareto import crowding_distance, front_ranks, pareto_mask, pareto_order
 from search.space import FinalSettings
 
 

@@ -9,8 +9,8 @@ import optuna
 import pytest
 import yaml
 
-from search import final as final_cli
-from search.pareto import architecture
+from search.final import __main__ as final_cli
+from search.tune.pareto import architecture
 from tests.search.test_run import run_search, table, wandb_runs
 from tests.search.test_pareto import brute_force_front
 from trainable.export import load_model

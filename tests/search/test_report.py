@@ -22,7 +22,8 @@ from optuna.trial import TrialState, create_trial
 from PIL import Image
 from sklearn.metrics import auc, roc_auc_score
 
-from search import figures, report
+from search.report import figures, html as report
+from search.report.__main__ import main as report_main
 
 ROOT = Path(__file__).resolve().parents[2]
 PNGS = [figure.file for figure in report.FIGURES if figure.applies({})]  # a single-objective search's
@@ -106,7 +107,7 @@ def test_a_folder_that_is_not_a_search_is_one_line_and_exit_2(tmp_path, capsys):
     error into the line and the status; the report of a real search runs the command above)."""
     for folder in (tmp_path, tmp_path / "no-such-folder"):
         with pytest.raises(SystemExit) as exit_:
-            report.main([str(folder), "--out", str(tmp_path / "out")])
+            report_main([str(folder), "--out", str(tmp_path / "out")])
         assert exit_.value.code == 2
         lines = capsys.readouterr().err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"error: {folder}: no summary.json"), lines
@@ -390,7 +391,7 @@ def test_a_single_class_test_split_and_a_bare_summary_give_notes(finished, tmp_p
 def test_the_best_epoch_star_is_the_trials_own_record():
     """The star sits where the trial recorded its best (trainable.best), not at a second
     definition's argmax; without a record, the same definition picks the first best epoch."""
-    from search.figures import Curve, best_point
+    from search.report.figures import Curve, best_point
 
     curve = Curve("t1", "completed", np.array([1, 2, 3]), np.array([0.7, 0.9, 0.9]), best=True)
     recorded = {"mode": "max", "trials": [{"trial_id": "t1", "best_epoch": 3}]}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from search.retrain import Job, refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
+from search.final.retrain import Job, refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
 from search.space import load_space
 from tests.trainable.conftest import digits_subset
 from trainable.errors import UserError

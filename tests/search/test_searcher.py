@@ -3,7 +3,7 @@
 import optuna
 import pytest
 
-from search.searcher import PruningOptunaSearch
+from search.tune.searcher import PruningOptunaSearch
 
 MAX_EPOCHS = 9
 
@@ -136,7 +136,7 @@ def test_the_saved_searcher_holds_running_trials_only(tmp_path):
     with the running trial and ignores a repeated completion of a finished one."""
     import os
 
-    # As the driver keeps it: in the results folder's journal (search.driver.build_searcher).
+    # As the driver keeps it: in the results folder's journal (search.tune.tuner.build_searcher).
     journal = optuna.storages.journal.JournalFileBackend(str(tmp_path / "optuna.journal"))
     searcher = _searcher(storage=optuna.storages.JournalStorage(journal))
     for n in range(40):
@@ -171,7 +171,7 @@ def test_trials_asked_but_never_run_are_marked_failed_once_the_search_ends(tmp_p
     import optuna
     from optuna.trial import TrialState
 
-    from search.searcher import close_orphans
+    from search.tune.searcher import close_orphans
 
     journal = tmp_path / "optuna.journal"
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))

@@ -18,8 +18,8 @@ import pytest
 import torch
 import yaml
 
-from search import budget
-from search.budget import grace_epochs
+from search import plan
+from search.plan import grace_epochs
 from tests.search.test_budget import assert_budget_kept
 from tests.trainable.data.writers import write_png, write_split_tables
 from trainable.data import load_dataset
@@ -141,7 +141,7 @@ def test_digits_is_the_readme_first_command_and_fills_its_time_budget(tmp_path):
     sizing, saved = summary["budget"], yaml.safe_load((folder / "space.yaml").read_text())
     assert not sizing["alone"] and sizing["short_of"] is None
     assert sizing["steps"] == 1257 // 32 and sizing["grace_period"] == grace_epochs(1257, 32, sizing["epochs"], 3)
-    marks = ", ".join(map(str, budget.rungs(sizing["grace_period"], sizing["epochs"], 3)))
+    marks = ", ".join(map(str, plan.rungs(sizing["grace_period"], sizing["epochs"], 3)))
     assert f"rungs: ASHA compares trials at epochs {marks} of {sizing['epochs']}" in proc.stdout
     # ... stopping a trial only beyond one standard error of the validation accuracy (search.asha).
     assert "rungs: a trial stops only when it is more than 1 standard error(s) of val_accuracy behind" in proc.stdout

@@ -167,7 +167,7 @@ def test_class_weights_of_the_loss_are_undone_too():
     from scipy.optimize import minimize
     from scipy.special import softmax as soft
 
-    from search.final import member_log_weights
+    from search.final.stage import member_log_weights
 
     pi, w = np.array([0.2, 0.5, 0.3]), np.array([3.0, 1.0, 0.5])
     fitted = soft(minimize(lambda z: -(w * pi * np.log(soft(z))).sum(), np.zeros(3), tol=1e-12).x)

@@ -51,7 +51,7 @@ class DataConfig:
         share: How a search hands the set to its trials: ``object_store`` (loaded once by the
             driver, one copy per node), ``path`` (each node reads ``path`` and memory-maps it),
             or ``auto``: the object store when the set is at most half of the smallest node's
-            object store (see :mod:`search.cluster`). Not used by the loader itself.
+            object store (see :mod:`search.tune.cluster`). Not used by the loader itself.
         options: Format-specific options (e.g. ``label_column``), defaults filled in.
     """
 

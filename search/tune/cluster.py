@@ -18,12 +18,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from search.space import Space
 from trainable.errors import UserError
 
 OBJECT_STORE_SHARE = 0.5  # a set up to this fraction of the smallest node's object store goes through it
@@ -151,3 +153,50 @@ def upload_folder(folder: Path, storage: str, name: str) -> str:
     pyarrow.fs.copy_files(str(folder.resolve()), destination,
                           source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs)
     return f"{storage}/{name}"
+
+
+def cluster_has_gpu() -> bool:
+    import ray
+
+    return ray.cluster_resources().get("GPU", 0) > 0
+
+
+def check_resources(space: Space, nodes: list[dict], local: bool) -> None:
+    """A trial fits on at least one node. On a Ray of our own none ever will: stop. A cluster
+    may add one (its autoscaler): say so, and let the trials wait."""
+    cpu, gpu = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
+    resources = [n.get("Resources", {}) for n in nodes]
+    if not any(n.get("CPU", 0) >= cpu and n.get("GPU", 0) >= gpu for n in resources):
+        largest = max(resources, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        problem = (f"a trial needs cpu {cpu}, gpu {gpu}; the largest node has {largest.get('CPU', 0):g} CPUs "
+                   f"and {largest.get('GPU', 0):g} GPUs")
+        if local:
+            raise UserError(f"{space.path}: trial.resources: {problem}")
+        print(f"note: no node can run a trial yet ({problem}): the trials wait for the cluster's "
+              "autoscaler to add one (Ctrl-C to stop)", flush=True)
+
+
+def start_ray(target: str) -> list[dict]:
+    """Join the cluster at ``target`` (see :func:`ray_address`), or, for
+    ``local``, start a Ray of our own on this machine (never attached by accident to a cluster
+    someone started here with ``ray start``); say which, and return its nodes."""
+    import ray
+
+    ray.init(address=target, logging_level=logging.WARNING, log_to_driver=True)
+    nodes = alive_nodes()
+    total = ray.cluster_resources()
+    where = "a local Ray" if target == "local" else f"the Ray cluster at {target}"
+    print(f"running on {where}: {len(nodes)} node(s), {total.get('CPU', 0):g} CPUs, "
+          f"{total.get('GPU', 0):g} GPUs", flush=True)
+    return nodes
+
+
+def share_data(space: Space, dataset, nodes: list[dict]) -> str:
+    """How trials get the set (object store, or read on each node), said in one line."""
+    sharing, line = choose_sharing(
+        space.data.share, dataset.images.nbytes + dataset.labels.nbytes,
+        [n.get("Resources", {}).get("object_store_memory", 0) for n in nodes], bool(space.data.path))
+    print(line, flush=True)
+    if sharing == "path":
+        check_data_visible(space.data.root.resolve(), f"{space.path}: data", nodes)
+    return sharing

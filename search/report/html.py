@@ -1,29 +1,8 @@
-"""Figures and one HTML page that review a finished search, for the people who judge its results.
-
-    python -m search.report results/lens_finding
-    python -m search.report results/lens_finding --out /tmp/lens_finding_report
-
-Reads the results folder a search leaves (see :mod:`search.results`) and writes, in
-``RESULTS/report/`` unless ``--out`` says otherwise, one PNG per figure and ``report.html``, which
-embeds them and needs nothing else (mail it, open it offline):
-
-* ``learning_curves.png``: the validation metric of every trial per epoch, ASHA's stops marked;
-* ``importance.png``: parameter importances (Optuna's fANOVA, else PED-ANOVA) on every trial's
-  value at the first ASHA rung (the epoch every trial reached);
-* ``parallel_coordinates.png``: the best trials' parameters, coloured by the metric;
-* ``pareto.png`` (a search with ``objectives:``): the metric against each cost, the Pareto set
-  opaque and joined, the dominated trials faded, the final model's trial starred;
-* ``roc.png``, ``confusion_matrix.png`` and ``reliability.png``: the final model on the test split,
-  deciding at its threshold (:mod:`search.final`), and its calibration;
-* ``misclassified.png``: the test images the best model gets most confidently wrong.
-
-A figure the results cannot give (no Optuna study after a grid search, too few trials for
-importances, a single class in the test split) is replaced on the page by a note that says why.
-"""
+"""``report.html``: one page that embeds every figure of a finished search (:mod:`search.report.figures`),
+with its summary, leaderboard and Pareto set, and needs nothing else."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
@@ -36,15 +15,14 @@ from typing import Any, Callable
 import pandas as pd
 import matplotlib.pyplot as plt
 
-from search.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
+from search.report.figures import (STYLE, Skipped, is_number, plot_confusion_matrix,
                             plot_importance, plot_learning_curves, plot_misclassified,
                             plot_parallel_coordinates, plot_pareto, plot_reliability, plot_roc, require)
 from search.files import LEADERBOARD_FILE, REPORT_FOLDER, SUMMARY_FILE
-from search.final import describe as describe_final, side_by_side
-from search.pareto import describe_pareto
-from search.retrain import describe_seeds
+from search.final.describe import describe as describe_final, describe_seeds, side_by_side
+from search.results.pareto import describe_pareto
 from trainable.decide import few_negatives_note
-from trainable.errors import UserError, exit_on_user_error
+from trainable.errors import UserError
 
 
 REPORT_FILE = "report.html"
@@ -177,7 +155,7 @@ def leaderboard_html(folder: Path, summary: dict[str, Any]) -> str:
 
 
 def pareto_html(summary: dict[str, Any]) -> str:
-    """The trials on the Pareto front (search.pareto), best first on the metric, and what
+    """The trials on the Pareto front (search.results.pareto), best first on the metric, and what
     ``final.pick`` took."""
     frame = pd.DataFrame(summary.get("pareto") or [])
     lines = describe_pareto(summary)[len(frame) + 1:]  # the pick and the final model's costs
@@ -263,26 +241,3 @@ def write_report(folder: Path, out: Path | None = None) -> Path:
     path = out / REPORT_FILE
     path.write_text(page, encoding="utf-8")
     return path
-
-
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m search.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, help="the results folder of a finished search (results/<name>/)")
-    parser.add_argument("--out", type=Path, help="where to write the figures and report.html "
-                                                 "(default FOLDER/report/)")
-    return parser.parse_args(argv)
-
-
-@exit_on_user_error
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    path = write_report(args.folder, args.out)
-    summary = read_summary(args.folder)
-    missing = [f.file for f in FIGURES if f.applies(summary) and not (path.parent / f.file).is_file()]
-    print(f"report: {path}" + (f" (not drawn, see the notes there: {', '.join(missing)})" if missing else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

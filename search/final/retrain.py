@@ -53,7 +53,7 @@ def run_job(config: dict[str, Any], metric: str, mode: str, merge_val: bool = Fa
             dataset: ImageDataset | None = None, data: DataConfig | None = None):
     """Train ``config`` from its start (also a Ray task); returns every epoch's metrics and, with
     ``merge_val``, the last epoch's weights (the refit has no split left to pick an epoch on)."""
-    from search.driver import node_dataset
+    from search.tune.trainable import node_dataset
     from trainable import checkpoint
     from trainable.report import LocalReporter
     from trainable.train import train
@@ -80,7 +80,7 @@ def run_jobs(jobs: list[Job], space: Space, dataset: ImageDataset, sharing: str 
 
     if sharing is None or not ray.is_initialized():
         return [run_job(job.config, space.metric, space.mode, job.merge_val, dataset=dataset) for job in jobs]
-    from search.driver import node_data
+    from search.tune.trainable import node_data
 
     cpus, gpus = space.resources.get("cpu", 1), space.resources.get("gpu", 0)
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(run_job)
@@ -128,13 +128,3 @@ def seed_check(chosen: list[tuple[dict[str, Any], Any]], histories: list[list[di
 def refit_job(record: dict[str, Any], result, space: Space) -> Job:
     """The best trial's configuration on train + val, for the epochs that reached its best."""
     return Job("refit", trial_config(space, result, epochs=int(record["best_epoch"])), merge_val=True)
-
-
-def describe_seeds(check: list[dict[str, Any]], metric: str) -> str:
-    """One line for the printed summary and the report."""
-    parts = []
-    for row in check:
-        text = f"{row['trial_id']} {row['value']:.4g} (seeds {row['mean']:.4g} +- {row['std']:.2g}"
-        text += f", n={len(row['seeds'])})"
-        parts.append(text)
-    return f"seed check ({metric}, each configuration trained again with other seeds): " + "; ".join(parts)

@@ -1,39 +1,14 @@
-"""Search-space files: read, override, check everything before Ray starts, and sample with Optuna.
-
-A space file (see ``spaces/``)::
-
-    name: lens_finding
-    data: {format: fits_csv, path: data/lens_finding, simulate: lens_finding}
-    metric: val_auc
-    mode: max
-    # objectives: [{val_auc: max}, {throughput: max}]         # instead of metric/mode: a Pareto search
-    trial: {epochs: 12, batch_size: 64, resources: {cpu: 1, gpu: 0.25}}
-    space:
-      lr: {loguniform: [1.0e-4, 3.0e-3]}
-      scheduler: {choice: [exponential, cosine_warm_restarts]}
-      gamma: {uniform: [0.85, 0.99], when: {scheduler: exponential}}
-    search: {algorithm: optuna, num_samples: 40, scheduler: asha}
-    final: {ensemble: 3, tta: true, threshold: f1}              # the model handed back (search.final)
-    wandb: {project: lens-search, mode: auto}
-    cpu: {trial: {epochs: 4}, space: {backbone: simple_cnn}}   # applied when there is no GPU
-
-``trial`` holds fixed trainable settings, ``space`` searched ones: a fixed value or one
-distribution (``choice``, ``uniform``, ``loguniform``, ``int`` with inclusive bounds), optionally
-only ``when`` other parameters take given values. Every problem in a file is reported at once, in
-one line naming the file and each key.
-"""
+"""Every check of a space file, each problem one clause naming its key (:func:`check`)."""
 
 from __future__ import annotations
 
-import copy
-import math
 import dataclasses
-from dataclasses import dataclass, field
+import math
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import yaml
-
+from search.space.schema import (AUTO, DISTRIBUTIONS, NEEDS_BUDGET, SEARCH_SCHEDULERS, TOP_LEVEL, Distribution,
+                                 FinalSettings, SearchSettings, Space, WandbSettings)
 from trainable.config import TrainConfig
 from trainable.cost import COSTS
 from trainable.data import DataConfig
@@ -43,186 +18,11 @@ from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.sampling import SAMPLERS
 
 METRICS = ("val_auc", "val_accuracy", "val_f1", "val_tpr10", "val_loss", "train_loss")
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
-TOP_LEVEL = ("name", "data", "metric", "mode", "objectives", "trial", "space", "search", "final", "wandb", "storage",
-             "cpu")
-SEARCH_SCHEDULERS = ("asha", "mo_asha", "none")
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
-AUTO = "auto"  # a value search.budget settles before the search starts
-NEEDS_BUDGET = {"epochs": "trial.epochs", "num_samples": "search.num_samples", "image_size": "data.image_size"}
 
-
-@dataclass(frozen=True)
-class Distribution:
-    """One searched parameter: ``kind`` over ``values`` (choices, or [low, high]), ``when`` given."""
-
-    kind: str
-    values: tuple
-    when: dict[str, tuple] = field(default_factory=dict)
-
-    def contains(self, value: Any) -> bool:
-        if self.kind == "choice":
-            return value in self.values
-        low, high = self.values
-        if self.kind == "int" and not (isinstance(value, int) and not isinstance(value, bool)):
-            return False
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """The ``search:`` block: how configurations are proposed and stopped."""
-
-    algorithm: str = "optuna"
-    num_samples: int = 20
-    max_concurrent: int | None = None
-    scheduler: str = "asha"  # asha: on the metric; mo_asha: every objective (the default with objectives:)
-    grace_period: int | str = AUTO  # auto: after search.budget.MIN_RUNG_STEPS optimizer steps
-    reduction_factor: float = 3
-    rung_margin: float = 1.0  # standard errors a trial must be behind a rung's cutoff by to stop (search.asha)
-    time_budget: float | None = None
-    train_on: float | str = AUTO  # share of time_budget in which the best trial trains on (search.train_on)
-    seed: int = 0
-    start_from: tuple = ()
-    favour_default: bool = True  # the first start_from stays the best unless beaten by a standard error
-
-
-@dataclass(frozen=True)
-class FinalSettings:
-    """The ``final:`` block: how the search's best trials become the model it hands back
-    (:mod:`search.final`)."""
-
-    ensemble: int = 3  # the top trials whose probabilities are averaged; 1: the best trial alone
-    tta: bool | str = False  # true: average over each image's 8 flips and rotations; hflip: over it and its mirror
-    threshold: str | float = "f1"  # binary tasks: f1, youden, accuracy (chosen on val) or a number
-    threshold_counts: str = "expected"  # expected: each val image counts its fitted probability; labels
-    temperature: bool = True  # fit one temperature on the validation split
-    refit: bool = False  # the best configuration trained again on train + val (search.retrain)
-    seeds: int = 0  # the candidates trained again with this many other seeds (search.retrain)
-    pick: str = "best"  # best, or cheapest_within:D (objectives: the cheapest trial within D of the best)
-
-
-@dataclass(frozen=True)
-class WandbSettings:
-    """The ``wandb:`` block."""
-
-    project: str = "lens-search"
-    entity: str | None = None
-    mode: str = "auto"
-
-
-@dataclass(frozen=True)
-class Space:
-    """A checked space file."""
-
-    name: str
-    data: DataConfig
-    metric: str
-    mode: str
-    trial: dict[str, Any]
-    resources: dict[str, float]
-    space: dict[str, Any]  # name -> Distribution or fixed value
-    search: SearchSettings
-    wandb: WandbSettings
-    path: str
-    storage: str | None = None  # where Ray keeps checkpoints and state (--storage wins)
-    final: FinalSettings = FinalSettings()
-    cpu_applied: bool = False
-    auto: frozenset = frozenset()  # keys left auto (epochs, grace_period, num_samples, image_size)
-    objectives: tuple = ()  # ((metric, mode), (cost, mode), ...): a multi-objective search; () : metric/mode alone
-    min_image_size: int | None = None  # with data.image_size auto: the smallest side the budget may choose
-    raw: dict = field(default_factory=dict, compare=False)  # the file as resolved: overrides and cpu: applied
-
-    @property
-    def costs(self) -> tuple[tuple[str, str], ...]:
-        """The cost objectives (:mod:`trainable.cost`) after the metric, with their modes."""
-        return tuple(self.objectives[1:])
-
-    @property
-    def epochs(self) -> int:
-        """The one source of the epoch budget (ASHA's ``max_t``); settled by
-        :func:`search.budget.apply` when the file leaves it ``auto``."""
-        if "epochs" in self.auto:
-            raise ValueError("trial.epochs is auto: size the space first (search.budget)")
-        return self.trial.get("epochs", TrainConfig.epochs)
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: must be a mapping of the keys {', '.join(TOP_LEVEL)}")
-    return raw
-
-
-def apply_overrides(raw: dict, overrides: list[str], path: str) -> dict:
-    """``KEY.SUB=VALUE`` pairs (the value read as YAML) set into a copy of ``raw``."""
-    raw = copy.deepcopy(raw)
-    for pair in overrides:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--set {pair!r}: expected KEY=VALUE, e.g. search.num_samples=50")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as err:
-            raise UserError(f"--set {pair!r}: value is not YAML ({str(err).splitlines()[0]})") from None
-        node = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise UserError(f"--set {pair!r}: {part} in {path} is not a mapping")
-        node[leaf] = parsed
-    return raw
-
-
-def _merge(base: dict, extra: Mapping) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def load_space(path: str | Path, overrides: list[str] = (), has_gpu: bool = True) -> Space:
-    """Read, override and check a space file.
-
-    Args:
-        path: The YAML file.
-        overrides: ``--set KEY=VALUE`` pairs, applied before the checks; they win over ``cpu:``.
-        has_gpu: Whether the cluster has a GPU; without one the file's ``cpu:`` block is merged in.
-
-    Raises:
-        UserError: one line naming the file and every problem's key.
-    """
-    path = str(path)
-    raw = apply_overrides(read_yaml(path), list(overrides), path)
-    cpu_block = raw.pop("cpu", None)
-    applied = False
-    if cpu_block is not None and not has_gpu:
-        if not isinstance(cpu_block, Mapping):
-            raise UserError(f"{path}: cpu: must be a mapping of overrides")
-        # --set wins over the cpu: block (and can change it: --set cpu.trial.epochs=2).
-        raw, applied = apply_overrides(_merge(raw, cpu_block), list(overrides), path), True
-    problems: list[str] = []
-    space = _check(raw, path, problems)
-    if problems:
-        raise UserError(f"{path}: " + "; ".join(problems))
-    block = raw.get("data")
-    if isinstance(block, Mapping) and "min_image_size" in block:
-        # Kept as space.min_image_size: the search's sizing reads it, and the saved data: block
-        # (space.yaml, with the size settled) stays one that load_dataset reads.
-        raw = {**raw, "data": {k: v for k, v in block.items() if k != "min_image_size"}}
-    return dataclasses.replace(space, cpu_applied=applied, raw=raw)
-
-
-def _check(raw: dict, path: str, problems: list[str]) -> Space | None:
+def check(raw: dict, path: str, problems: list[str]) -> Space | None:
     problems += [f"{k}: unknown key; known: {', '.join(TOP_LEVEL)}" for k in raw if k not in TOP_LEVEL]
     name = raw.get("name", Path(path).stem)
     if not isinstance(name, str) or not name:
@@ -534,53 +334,3 @@ def _check_search(raw: Any, searched: dict, epochs: int | None, problems: list[s
             elif isinstance(dist, Distribution) and not dist.contains(value):
                 problems.append(f"search.start_from[{i}].{key}: {value!r} is outside its {dist.kind} {list(dist.values)}")
     return settings
-
-
-class DefineByRun:
-    """An Optuna define-by-run function (picklable, so Ray can save the searcher): suggests each
-    searched parameter whose ``when`` holds, in an order where conditions come after what they
-    depend on, and returns the fixed values."""
-
-    def __init__(self, space: Space):
-        self.space = space
-        self.order = dependency_order(space.space)
-
-    def __call__(self, trial) -> dict[str, Any]:
-        space = self.space
-        chosen: dict[str, Any] = dict(space.trial)
-        fixed = {}
-        for key in self.order:
-            value = space.space[key]
-            if isinstance(value, Distribution):
-                if not all(chosen.get(other) in wanted for other, wanted in value.when.items()):
-                    continue
-                if value.kind == "choice":
-                    chosen[key] = trial.suggest_categorical(key, list(value.values))
-                elif value.kind == "int":
-                    chosen[key] = trial.suggest_int(key, *value.values)
-                else:
-                    chosen[key] = trial.suggest_float(key, *value.values, log=value.kind == "loguniform")
-            else:
-                chosen[key] = fixed[key] = value
-        return fixed
-
-
-def define_by_run(space: Space) -> Callable:
-    """The Optuna define-by-run function of ``space`` (see :class:`DefineByRun`)."""
-    return DefineByRun(space)
-
-
-def dependency_order(searched: dict[str, Any]) -> list[str]:
-    """The keys of ``searched`` in an order where each conditional parameter comes after the
-    parameters its ``when`` names."""
-    order: list[str] = []
-    pending = dict(searched)
-    while pending:
-        ready = [k for k, v in pending.items()
-                 if not isinstance(v, Distribution) or all(o not in pending for o in v.when)]
-        if not ready:
-            raise UserError(f"space: conditions form a cycle among {', '.join(pending)}")
-        order += ready
-        for key in ready:
-            del pending[key]
-    return order

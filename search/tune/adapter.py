@@ -1,10 +1,12 @@
 """The one place that uses Ray's and Optuna's private names, where no public API does the job.
 
 * Ray's ``OptunaSearch`` gives no public way to reach the Optuna trial of a Ray trial, nor its
-  study: :class:`search.searcher.PruningOptunaSearch` reads them here.
+  study: :class:`search.tune.searcher.PruningOptunaSearch` reads them here.
 * Ray's ASHA gives no public way to change the value a trial must reach at a rung:
-  :class:`search.asha.MarginASHA` lowers it in a subclass of the bracket class
+  :class:`search.tune.schedulers.margin_asha.MarginASHA` lowers it in a subclass of the bracket class
   (:func:`asha_bracket_base`, :func:`asha_brackets`).
+* Ray's ``CLIReporter`` sorts its table by the metric or not for the whole search: the trial
+  table turns its sorting off while a finished trial has no value (:func:`reporter_sorted_while`).
 * Ray validates a cluster-launcher config only in ``ray.autoscaler._private.util``: the tests of
   ``cluster/*.yaml`` call it here.
 
@@ -15,7 +17,7 @@ when an upgrade breaks any of it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 TESTED_MAJORS = {"ray": 2, "optuna": 5}
 
@@ -46,6 +48,19 @@ def asha_bracket_base() -> type:
 def asha_brackets(scheduler) -> list:
     """The brackets of Ray's ASHA ``scheduler`` (``AsyncHyperBandScheduler._brackets``)."""
     return scheduler._brackets
+
+
+def reporter_sorted_while(sortable: Callable[[list], bool]) -> type:
+    """A ``CLIReporter`` class that sorts its table by the metric only while ``sortable(trials)``
+    (it sets ``CLIReporter._sort_by_metric`` before each ``_progress_str``)."""
+    from ray.tune import CLIReporter
+
+    class TrialTable(CLIReporter):
+        def _progress_str(self, trials, done, *sys_info, **kwargs):
+            self._sort_by_metric = sortable(trials)
+            return super()._progress_str(trials, done, *sys_info, **kwargs)
+
+    return TrialTable
 
 
 def validate_cluster_config(config: dict[str, Any], prepare: bool = False) -> dict[str, Any]:

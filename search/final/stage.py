@@ -24,7 +24,7 @@ stage, on by default (the ``final:`` block of a space file, :class:`search.space
    search's metric is within one standard error of the best step's, and writes it as ``best_model.pt``
    (:mod:`trainable.export`), which ``search.predict`` uses unchanged; the test metrics reported
    are that file's own predictions';
-6. optionally (:mod:`search.retrain`, both off by default: they train) checks the candidates with
+6. optionally (:mod:`search.final.retrain`, both off by default: they train) checks the candidates with
    other seeds (``final.seeds``), and refits the best configuration on the training and validation
    splits (``final.refit``): the refit is then the final model, deciding with the temperature,
    threshold and TTA of the best trial's step that was chosen or, for an ensemble, of the best
@@ -42,10 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from search.retrain import refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
+from search.final.describe import tta_suffix
+from search.final.retrain import refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
 from search.space import Space
 from trainable.checkpoint import BEST_FILE, fetch_best
 from trainable.data import ImageDataset
@@ -54,9 +54,6 @@ from trainable.decide import (calibrate, choose_threshold, decision_metrics, fit
 from trainable.export import export_model, load_model
 from trainable.losses import focal_alpha_weights
 from trainable.models import refresh_batchnorm
-
-SIDE_BY_SIDE = ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "nll")
-
 
 def members_of(grid, ranked: list[dict[str, Any]], k: int) -> list[tuple[dict[str, Any], Any]]:
     """The first ``k`` ranked trials that reported a value and kept a checkpoint, with their
@@ -88,11 +85,11 @@ def close_to_best(chosen: list[tuple[dict[str, Any], Any]], space: Space, y_val:
     left_out = [{"trial_id": r["trial_id"], "value": r["best"]} for (r, _), ok in zip(chosen, close) if not ok]
     return [c for c, ok in zip(chosen, close) if ok], tolerance, left_out
 
-
 # The search's metric as decision_metrics names it, and whether larger is better.
 METRIC_KEYS = {"val_auc": ("auc", True), "val_accuracy": ("accuracy", True), "val_f1": ("f1_macro", True),
                "val_tpr10": ("tpr10", True),
                "val_loss": ("nll", False), "train_loss": ("nll", False)}
+
 REFRESH_IMAGES = 2048  # training images the BatchNorm statistics are recomputed from, at most
 
 
@@ -138,11 +135,6 @@ def member_log_weights(config: dict[str, Any], train_labels: np.ndarray, num_cla
     return prior_log_weights(config.get("sampling", "none"), train_labels, num_classes, class_weights=weights)
 
 
-def tta_suffix(tta: bool | str) -> str:
-    """How a step's name says its test-time augmentation."""
-    return {True: " + TTA", "hflip": " + mirror TTA"}.get(tta, "")
-
-
 def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
           space: Space, calibrated: bool) -> dict[str, Any]:
     """One row of the side-by-side table: its temperature and threshold fitted on ``val``
@@ -170,13 +162,13 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
 
     Args:
         grid: The search's Ray results.
-        ranked: Its trial records, best first (:func:`search.results.rank`).
+        ranked: Its trial records, best first (:func:`search.results.records.rank`).
         space: The space searched (its ``final:`` block).
         dataset: The data the trials trained on.
         out: The model file to write (``best_model.pt``).
         about: Plain values to keep in the model file (image size, metric, ...).
         sharing: How the trials got their data (``object_store``, ``path``), with Ray up: the
-            refit and the seed check then run as Ray tasks (:func:`search.retrain.run_jobs`).
+            refit and the seed check then run as Ray tasks (:func:`search.final.retrain.run_jobs`).
 
     Returns:
         ``{"steps": [...], "final": name, "members": [...], "batchnorm": [...], "temperature",
@@ -187,7 +179,7 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
     if not chosen:
         return None
     began = time.perf_counter()
-    # What trains (search.retrain): the seed check on every candidate, the refit of the best.
+    # What trains (search.final.retrain): the seed check on every candidate, the refit of the best.
     seeds = space.final.seeds
     jobs = seed_jobs(chosen, space, seeds) if seeds else []
     if space.final.refit:
@@ -313,111 +305,3 @@ def choose(steps: list[dict[str, Any]], space: Space, tolerance: float | None = 
     close = [step for step, v in zip(steps, values) if v is not None and (v >= best - margin if larger else v <= best + margin)]
     return close[-1]
 
-
-def side_by_side(final: dict[str, Any], split: str = "test") -> pd.DataFrame:
-    """The steps' metrics on ``split`` as a table, one row a step; ``final`` marks the chosen."""
-    rows = []
-    for step in final["steps"]:
-        metrics = step[split]
-        rows.append({"model": step["name"], "final": "yes" if step["name"] == final["final"] else "no",
-                     **{k: metrics.get(k) for k in SIDE_BY_SIDE if k in metrics},
-                     "threshold": step["threshold"], "temperature": step["temperature"]})
-    frame = pd.DataFrame(rows)
-    return frame.dropna(axis=1, how="all")
-
-
-def describe(final: dict[str, Any]) -> str:
-    """One line: what the final model is and how it decides."""
-    members = final["members"]
-    if final.get("refit"):
-        what = (f"{final['final']} (trial {members[0]}'s configuration trained again on the training and "
-                f"validation splits for {final['refit']['epochs']} epochs, final.refit)")
-    else:
-        what = (f"{final['final']} (trial{'s' if len(members) > 1 else ''} {', '.join(members)}, "
-                f"chosen on the validation split of {len(final['steps']) - 1} steps)")
-    if final.get("left_out"):
-        values = ", ".join(f"{t['trial_id']} ({t['value']:.3g})" for t in final["left_out"])
-        what += f"; left out, more than one standard error ({final['tolerance']:.2g}) below the best: {values}"
-    how = f"temperature {final['temperature']:.3g}"
-    if final["threshold"] is not None:
-        rule = final["threshold_rule"]
-        counts = {"expected": "'s expected counts", "labels": "'s labels"}.get(final.get("threshold_counts"), "")
-        how += f", threshold {final['threshold']:.3g}" + (f" ({rule} on the validation split{counts})" if rule else "")
-    return f"final model: {what}; {how}"
-
-
-def parse_args(argv: list[str] | None):
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m search.final", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run the final stage again on a finished search, e.g. with another threshold rule:\n\n"
-                    "    python -m search.final results/lens_finding --set final.threshold=youden\n"
-                    "    python -m search.final results/lens_finding --set final.ensemble=1 --set final.tta=false\n"
-                    "    python -m search.final results/lens_finding --set final.refit=true --set final.seeds=2\n\n"
-                    "No trial is trained again unless final.refit or final.seeds asks it (then here, one run\n"
-                    "after another): the stage reads the trials' checkpoints. It rewrites\n"
-                    "best_model.pt, summary.json, test_predictions.csv, the report and the final: block of\n"
-                    "the saved space.yaml; the search's W&B summary run keeps the first stage's figures.")
-    parser.add_argument("folder", type=Path, help="the results folder of a finished search (results/<name>)")
-    parser.add_argument("--set", action="append", default=[], metavar="final.KEY=VALUE",
-                        help="change a key of the final: block; repeatable")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import json
-
-    import yaml
-    from ray.tune import ExperimentAnalysis, ResultGrid
-
-    from search.files import SPACE_COPY, SUMMARY_FILE
-    from search.report import write_report
-    from search.retrain import describe_seeds
-    from search.results import format_table, write_results
-    from search.run import prepare_data
-    from search.space import load_space
-    from search.train_on import with_trained_on
-    from trainable.decide import few_negatives_note
-    from trainable.errors import UserError
-
-    args = parse_args(argv)
-    folder = args.folder
-    if not (folder / SUMMARY_FILE).is_file() or not (folder / SPACE_COPY).is_file():
-        raise UserError(f"{folder}: holds no finished search ({SUMMARY_FILE} and {SPACE_COPY} expected)")
-    bad = [pair for pair in args.set if not pair.startswith("final.")]
-    if bad:
-        raise UserError(f"--set {bad[0]}: only final.* keys can change after the search; start a new one for others")
-    space = load_space(folder / SPACE_COPY, args.set, has_gpu=True)
-    old = json.loads((folder / SUMMARY_FILE).read_text())
-    dataset = prepare_data(space)
-    # The best trial with the epochs it trained on after the search, if it did (search.train_on).
-    grid, _ = with_trained_on(ResultGrid(ExperimentAnalysis(old["experiment_path"])), space, folder,
-                              dataset.split("val")[1].numpy())
-    summary = write_results(grid, space, old["name"], dataset, folder, old["experiment_path"],
-                            complete=old.get("complete", True), cluster=old.get("cluster"),
-                            extra={k: old[k] for k in ("budget", "trials_s", "trials_began", "train_on") if k in old})
-    header = (folder / SPACE_COPY).read_text().splitlines()[0]
-    (folder / SPACE_COPY).write_text(header + "\n" + yaml.safe_dump(space.raw, sort_keys=False))
-    write_report(folder)
-    if summary["final"] is None:
-        print("no trial kept a checkpoint: no final model")
-        return 1
-    test = summary["test"]
-    print(describe(summary["final"]))
-    if summary["final"].get("seeds"):
-        print(describe_seeds(summary["final"]["seeds"], space.metric))
-    print(f"on the test split ({test['n']} images):")
-    print(format_table(side_by_side(summary["final"])))
-    if few_negatives_note(test):
-        print(few_negatives_note(test))
-    print(f"written: {folder}/ (best_model.pt, summary.json, test_predictions.csv, report/)")
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    from trainable.errors import exit_on_user_error
-
-    sys.exit(exit_on_user_error(main)())

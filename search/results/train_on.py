@@ -4,9 +4,9 @@ Under asynchronous ASHA the best configuration trains ``max_t`` epochs on one tr
 while the others share the rest; trained alone for all the epochs the search spent, the space's
 default configuration beat such a search (BENCHMARKS.md, "Search against the default
 configuration"). So with a time budget a search keeps a share of it (``search.train_on``,
-:func:`search.budget.train_on_share`) from the trials; when they end, the best trial (by the
-search's ranking, :func:`search.results.rank`; in a multi-objective search the trial
-``final.pick`` takes, :func:`search.pareto.pick_trial`) goes on from its last epoch, optimizer and
+:func:`search.plan.train_on_share`) from the trials; when they end, the best trial (by the
+search's ranking, :func:`search.results.records.rank`; in a multi-objective search the trial
+``final.pick`` takes, :func:`search.results.pareto.pick_trial`) goes on from its last epoch, optimizer and
 learning-rate schedule as they were, on the resources of as many trials as one node holds,
 until the budget ends (an epoch that would end after it does not start). A schedule with cycles
 is fitted to that end after each epoch (:func:`trainable.optim.end_with`): a cosine schedule's
@@ -35,9 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.pareto import pick_trial
-from search.results import kept_default, rank, trial_records
-from search.retrain import trial_config
+from search.results.pareto import pick_trial
+from search.results.records import kept_default, rank, trial_records
+from search.final.retrain import trial_config
 from search.space import Space
 from trainable.best import BEST_EPOCH, best_key
 from trainable.data import ImageDataset
@@ -70,7 +70,7 @@ def continue_trial(config: dict[str, Any], metric: str, mode: str, checkpoint, u
     """The Ray task: restore ``checkpoint`` (a trial's latest), train on until ``until`` (a
     ``time.time()``); returns the last checkpoint's files and the metrics of every epoch trained,
     with the time each ended (``timestamp``, as Ray reports it)."""
-    from search.driver import node_dataset
+    from search.tune.trainable import node_dataset
     from trainable.report import LocalReporter
     from trainable.train import train
 
@@ -101,7 +101,7 @@ def load(folder: Path, trial_id: str) -> list[dict[str, Any]] | None:
 
 def with_trained_on(grid, space: Space, folder: Path, val_labels: np.ndarray) -> tuple[list, dict[str, Any] | None]:
     """``grid``'s results, the best trial's (ranked with ``val_labels``, the validation split's,
-    as :func:`search.results.rank` does) with the epochs it trained on (kept in ``folder``), and
+    as :func:`search.results.records.rank` does) with the epochs it trained on (kept in ``folder``), and
     the record of that, or ``grid`` as it is and None."""
     ranked = pick_trial(rank(trial_records(grid, space, val_labels), space.mode), space)[0]
     if not ranked or ranked[0]["best"] is None:
@@ -140,7 +140,7 @@ def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Pa
     was done, or ``grid`` as it is and None when there is no trial to go on with."""
     import ray
 
-    from search.driver import node_data
+    from search.tune.trainable import node_data
 
     val_labels = dataset.split("val")[1].numpy()
     results, record = with_trained_on(grid, space, folder, val_labels)

@@ -10,7 +10,7 @@ values at step = the trial's epoch) and TPE ranks it by the step it reached, as 
 pruners do.
 
 Ray's ``OptunaSearch`` gives no public way to reach the Optuna trial of a Ray trial: that is
-read through :mod:`search.adapter`, the one module that uses Ray's and Optuna's private names.
+read through :mod:`search.tune.adapter`, the one module that uses Ray's and Optuna's private names.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from optuna.trial import TrialState
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from search.adapter import completed_trials, optuna_study, optuna_trials
-from search.pareto import FastestByArchitecture
+from search.tune.adapter import completed_trials, optuna_study, optuna_trials
+from search.tune.pareto import FastestByArchitecture
 from trainable.best import Best, best_key, finite
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class PruningOptunaSearch(OptunaSearch):
     def _values(self, trial_id: str, best: float, result: dict) -> float | list[float] | None:
         """What Optuna is told of a trial that ran its budget: its best value, and in a
         multi-objective search its costs after it (None if one is missing; ``throughput`` as
-        the fastest its architecture measured so far, :class:`search.pareto.FastestByArchitecture`)."""
+        the fastest its architecture measured so far, :class:`search.tune.pareto.FastestByArchitecture`)."""
         if not self.costs:
             return best
         costs = [finite(result.get(name)) for name, _ in self.costs]

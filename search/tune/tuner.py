@@ -1,13 +1,8 @@
-"""The Ray Tune pieces of a search: trainable, searcher, scheduler, progress table and Tuner.
-
-Everything here is built from a checked :class:`~search.space.Space`; ``search.run`` adds the
-command line, the data and the results.
-"""
+"""The Ray Tune pieces of a search built from a checked :class:`~search.space.Space`: the
+searcher, the scheduler, the run settings and the :class:`~ray.tune.Tuner` (new or restored)."""
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
 import warnings
 from pathlib import Path
@@ -15,53 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from search.budget import complete_point
-from search.searcher import PruningOptunaSearch
-from search.space import Distribution, Space, define_by_run, dependency_order
+from search.space import Distribution, Space, complete_point, define_by_run, dependency_order
+from search.tune.progress import progress_reporter
+from search.tune.searcher import PruningOptunaSearch
+from search.tune.trainable import trainable_for, trial_name
 from trainable.best import best_key
 from trainable.data import ImageDataset
-from trainable.data.config import DataConfig
-
-# Progress-table columns, most telling first; searched parameters not listed come after these.
-PARAMETER_ORDER = ("backbone", "lr", "optimizer", "loss", "sampling", "scheduler", "batch_size")
-MAX_PARAMETER_COLUMNS = 6
-METRIC_COLUMNS = ("epoch", "val_auc", "val_accuracy", "val_loss")
-
-
-_NODE_DATA: dict[str, ImageDataset] = {}  # data.share: path; kept while Ray reuses the actor
-
-
-def node_dataset(data: DataConfig) -> ImageDataset:
-    """The set read on this node from ``data.path`` and memory-mapped from the node's data cache
-    (one copy per node, whatever the number of trials); kept for the next trial of this process."""
-    from trainable.data import load_dataset
-
-    key = repr(data)
-    if key not in _NODE_DATA:
-        _NODE_DATA.clear()
-        _NODE_DATA[key] = load_dataset(data, where="data", mapped=True)
-    return _NODE_DATA[key]
-
-
-def trial(config: dict[str, Any], fixed: dict[str, Any], metric: str, mode: str,
-          dataset: ImageDataset | None = None, data: DataConfig | None = None, costs: tuple[str, ...] = ()) -> None:
-    """The Ray trainable: one configuration (the file's fixed ``trial:`` settings, then the
-    searched ones) trained on the shared data set (``dataset``, from the object store, or read on
-    the node as ``data`` says), resuming from Ray's checkpoint if any. The trial keeps its best
-    epoch's weights by the search's ``metric`` and ``mode``, and reports the ``costs`` a
-    multi-objective search trades it against (:mod:`trainable.cost`)."""
-    from trainable.report import RayReporter
-    from trainable.train import train
-
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # a line per checkpoint otherwise
-    train({**fixed, **config}, dataset if dataset is not None else node_dataset(data), RayReporter(),
-          metric=metric, mode=mode, costs=costs)
-
-
-def trial_name(trial) -> str:
-    """Short trial names and folders: the id only (Ray's default spells out the configuration)."""
-    return f"trial_{trial.trial_id}"
-
 
 def grid_points(space: Space) -> list[dict[str, Any]]:
     """Every configuration of a grid search: the product of the choices (and integer ranges),
@@ -100,11 +54,11 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
     runs (Optuna's ``JournalStorage``): the results folder's ``optuna.journal``, readable with
     ``optuna.load_study`` at any time, and what a resumed search's searcher reads back.
 
-    ``start_from`` points are completed (:func:`search.budget.complete_point`): the first trial
+    ``start_from`` points are completed (:func:`search.space.complete_point`): the first trial
     is exactly the space's default configuration. ``planned``: the trials a time budget is expected
     to hold (sets TPE's random start-up trials, else ``num_samples`` does); ``start_until``: a
     ``time.time()`` after which no trial starts, once ``min_starts`` have
-    (:class:`~search.searcher.PruningOptunaSearch`)."""
+    (:class:`~search.tune.searcher.PruningOptunaSearch`)."""
     import optuna
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -138,12 +92,12 @@ def build_searcher(space: Space, journal: str | os.PathLike | None = None, plann
 
 def build_scheduler(space: Space, val_labels: np.ndarray | None = None):
     """ASHA over epochs (``max_t`` = the epoch budget), MO-ASHA on every objective
-    (:class:`search.mo_asha.ParetoASHA`), or none.
+    (:class:`search.tune.schedulers.pareto_asha.ParetoASHA`), or none.
 
     With ``val_labels`` (the validation split's), ``search.rung_margin`` above 0 and a metric
     with a standard error (AUC, accuracy, F1), a rung stops a trial only when it is behind the
     cutoff by more than that many standard errors of the metric on those labels
-    (:class:`search.asha.MarginASHA`); otherwise, Ray's ASHA.
+    (:class:`search.tune.schedulers.margin_asha.MarginASHA`); otherwise, Ray's ASHA.
 
     ASHA compares trials at a rung by their best value so far (``best_<metric>``, which every
     trial reports), not by the rung epoch's own value: on a small validation split one epoch's
@@ -151,8 +105,8 @@ def build_scheduler(space: Space, val_labels: np.ndarray | None = None):
     against their final value better (BENCHMARKS.md, "Where the first rung goes")."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
-    from search.asha import MarginASHA, margin_applies
-    from search.mo_asha import ParetoASHA
+    from search.tune.schedulers.margin_asha import MarginASHA, margin_applies
+    from search.tune.schedulers.pareto_asha import ParetoASHA
 
     settings = space.search
     if settings.scheduler == "none":
@@ -168,38 +122,6 @@ def build_scheduler(space: Space, val_labels: np.ndarray | None = None):
     return ASHAScheduler(**options)
 
 
-def parameter_columns(space: Space, limit: int = MAX_PARAMETER_COLUMNS, conditional: bool = True) -> list[str]:
-    """The searched parameters worth a column, most telling first, at most ``limit``."""
-    searched = [k for k, v in space.space.items() if isinstance(v, Distribution) and (conditional or not v.when)]
-    ordered = [k for k in PARAMETER_ORDER if k in searched] + [k for k in searched if k not in PARAMETER_ORDER]
-    return ordered[:limit]
-
-
-def sortable(trials, metric: str) -> bool:
-    """Whether Ray's table can sort ``trials`` by ``metric``: every finished one has a value. A
-    time budget can end trials before their first epoch, and Ray's sort would then compare None
-    with None and stop the search."""
-    return all(t.status != "TERMINATED" or metric in (t.last_result or {}) for t in trials)
-
-
-def progress_reporter(space: Space):
-    """Ray's trial table, trimmed to the searched parameters that matter most and the metrics."""
-    from ray.tune import CLIReporter
-
-    class TrialTable(CLIReporter):
-        """Sorted by the metric, except while a finished trial has none (see :func:`sortable`)."""
-
-        def _progress_str(self, trials, done, *sys_info, **kwargs):
-            self._sort_by_metric = sortable(trials, space.metric)
-            return super()._progress_str(trials, done, *sys_info, **kwargs)
-
-    metrics = list(dict.fromkeys(["epoch", space.metric, *(c for c, _ in space.costs), *METRIC_COLUMNS[1:]]))
-    # Conditional parameters are left out: Ray's best-trial line fails on a trial without one.
-    return TrialTable(parameter_columns=parameter_columns(space, conditional=False), metric_columns=metrics,
-                       metric=space.metric, mode=space.mode, sort_by_metric=True, max_progress_rows=12, max_error_rows=5,
-                       max_column_length=14, max_report_frequency=30)
-
-
 def prepare_environment() -> None:
     """Ray settings the driver relies on, unless the user set them: the classic progress table
     (Ray's new output ignores a ``CLIReporter``), and the experiment state saved every 2 s, so a
@@ -210,27 +132,6 @@ def prepare_environment() -> None:
     # checkpoints since the last snapshot (so a resumed search never names a deleted one); with
     # short epochs that is often, and wanted, not worth a warning.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
-
-def node_data(space: Space) -> DataConfig:
-    """The ``data:`` block each node reads the set from (``data.share: path``): the absolute path,
-    nothing to simulate there."""
-    return dataclasses.replace(space.data, path=str(space.data.root.resolve()), simulate=None)
-
-
-def trainable_for(space: Space, dataset: ImageDataset, sharing: str = "object_store"):
-    """The trainable with its data (the set put once in the object store, or, with ``sharing``
-    ``path``, the ``data:`` block each node reads), and the trial's resources."""
-    from ray import tune
-
-    resources = {"cpu": space.resources.get("cpu", 1), "gpu": space.resources.get("gpu", 0)}
-    settings = {"fixed": dict(space.trial), "metric": space.metric, "mode": space.mode,
-                "costs": tuple(c for c, _ in space.costs)}
-    if sharing == "path":
-        trainable = tune.with_parameters(trial, data=node_data(space), **settings)
-    else:
-        trainable = tune.with_parameters(trial, dataset=dataset, **settings)
-    return tune.with_resources(trainable, resources)
 
 
 def run_config(space: Space, name: str, storage: str, callbacks: list):
@@ -259,7 +160,7 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
 
     searcher, num_samples = build_searcher(space, journal, planned, start_until, min_starts)
     scheduler = build_scheduler(space, dataset.labels.numpy()[dataset.splits["val"]])
-    if hasattr(scheduler, "describe"):  # search.asha.MarginASHA: what its margin is on this split
+    if hasattr(scheduler, "describe"):  # search.tune.schedulers.margin_asha.MarginASHA: what its margin is on this split
         print(scheduler.describe(), flush=True)
     tune_config = tune.TuneConfig(
         # No metric here: the searcher, the scheduler and the table each have theirs (ASHA ranks
@@ -279,3 +180,4 @@ def restore_tuner(path: str, space: Space, dataset: ImageDataset, sharing: str =
 
     return tune.Tuner.restore(path, trainable=trainable_for(space, dataset, sharing), resume_unfinished=True,
                               resume_errored=True, restart_errored=False)
+

@@ -273,7 +273,7 @@ def first_rung_study(study):
 
     def by_epoch(trial) -> dict[int, float]:
         # A multi-objective study has no intermediate values: the searcher kept them as a user
-        # attribute (search.searcher.EPOCH_VALUES), for the first objective, the metric.
+        # attribute (search.tune.searcher.EPOCH_VALUES), for the first objective, the metric.
         kept = trial.user_attrs.get("epoch_values") or {}
         return dict(trial.intermediate_values) or {int(k): float(v) for k, v in kept.items()}
 
@@ -421,7 +421,7 @@ def parallel_data(summary: dict[str, Any], top: int = PARALLEL_TRIALS) -> tuple[
     """The ``top`` best trials with a value, in the search's ranking (best first: the default
     configuration may lead on a lower value, ``search.favour_default``), and one axis per
     searched parameter, then the metric."""
-    from search.results import rank
+    from search.results.records import rank
 
     trials = [t for t in summary.get("trials") or [] if is_number(t.get("best"))]
     if len(trials) < 2:
@@ -467,7 +467,7 @@ def plot_parallel_coordinates(folder: Path, summary: dict[str, Any], png: Path) 
 
 def pareto_data(summary: dict[str, Any]) -> tuple[list[dict], set[str], list[str]]:
     """The trials with a value and every cost, the ids of the Pareto set (``summary['pareto']``,
-    :func:`search.pareto.pareto_records`) and the cost objectives."""
+    :func:`search.results.pareto.pareto_records`) and the cost objectives."""
     objectives = summary.get("objectives") or []
     if len(objectives) < 2:
         raise Skipped("a single-objective search: no Pareto front")

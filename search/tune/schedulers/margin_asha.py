@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
-from search.adapter import asha_bracket_base, asha_brackets
+from search.tune.adapter import asha_bracket_base, asha_brackets
 from trainable.decide import standard_error
 
 

@@ -4,7 +4,7 @@ No library the project uses stops trials early on several objectives: Optuna's p
 multi-objective studies and Ray's ASHA ranks by one number. :class:`ParetoASHA` is MO-ASHA
 (Schmucker et al., 2021; Syne Tune's ``MOASHA``): ASHA whose rung decision ranks trials by
 non-dominated sorting, ties within a front broken by NSGA-II's crowding distance
-(:func:`search.pareto.pareto_order`), instead of by one value.
+(:func:`search.tune.pareto.pareto_order`), instead of by one value.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
-from search.pareto import FastestByArchitecture, pareto_order
+from search.tune.pareto import FastestByArchitecture, pareto_order
 
 
 def rung_milestones(grace_period: int, max_t: int, reduction_factor: float) -> list[int]:
@@ -34,7 +34,7 @@ class ParetoASHA(FIFOScheduler):
     the ``n``, as the top ``1 / reduction_factor`` go on in ASHA (Ray's ASHA compares with a
     percentile of the others: the same share, ties aside). A trial stops at ``max_t``.
     ``throughput``, when an objective, is read as the fastest any trial of the same architecture
-    measured so far (:class:`search.pareto.FastestByArchitecture`), at each decision.
+    measured so far (:class:`search.tune.pareto.FastestByArchitecture`), at each decision.
 
     Args:
         time_attr: The reported field that counts a trial's progress (epochs).

@@ -8,7 +8,7 @@
   calibrated, the ensemble, with TTA; :mod:`search.final`), and every trial (id, configuration,
   status, epochs run, best value, the Ray node it ran on); a multi-objective search adds its
   ``objectives``, the ``pareto`` set (the trials no other beats on every objective,
-  :mod:`search.pareto`), what ``pick`` took and the final model's ``model_costs``;
+  :mod:`search.results.pareto`), what ``pick`` took and the final model's ``model_costs``;
 * ``leaderboard.csv``: every trial, best first;
 * ``best_config.yaml``: a space file that retrains exactly the best configuration;
 * ``best_model.pt``: the final model: the best checkpoints' weights and settings, its
@@ -29,18 +29,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from search.budget import complete_point
-from search.files import (BEST_CONFIG_FILE, HISTORY_FILE, LEADERBOARD_FILE, MISCLASSIFIED_FILE, MODEL_FILE,
-                          PREDICTIONS_FILE, STUDY_FILE, SUMMARY_FILE)
-from search.final import run_final
-from search.pareto import model_costs, pareto_records, pick_trial, pool_throughput
+from search.space import complete_point
+from search.files import HISTORY_FILE, LEADERBOARD_FILE, STUDY_FILE, SUMMARY_FILE
+from search.results.pareto import pareto_records, pick_trial, pool_throughput
 from search.space import Distribution, Space
 from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite
 from trainable.data import ImageDataset
-from trainable.decide import decide, decision_metrics, standard_error
-from trainable.export import annotate_model, load_model
+from trainable.decide import standard_error
 
 STATUSES = ("completed", "stopped", "diverged", "out_of_memory", "error")
 
@@ -189,43 +185,6 @@ def format_table(frame: pd.DataFrame) -> str:
     return frame.to_string(index=False, formatters={c: cell for c in frame.columns})
 
 
-def evaluate(model_path: str | Path, dataset: ImageDataset, split: str = "test",
-             probabilities: np.ndarray | None = None) -> dict[str, Any]:
-    """An exported model's decisions on a split, at its stored threshold: accuracy, macro F1,
-    precision, recall, ROC AUC, TPR0 and TPR10 (binary), calibration, the confusion matrix
-    (:func:`trainable.decide.decision_metrics`; ``probabilities``: its predictions on the split,
-    when already computed)."""
-    model = load_model(model_path)
-    images, labels = dataset.split(split)
-    if probabilities is None:
-        probabilities = model.predict(images).numpy()
-    return {"split": split, **decision_metrics(probabilities, labels.numpy(), model.threshold,
-                                               list(dataset.class_names))}
-
-
-def write_predictions(folder: Path, dataset: ImageDataset, probabilities: np.ndarray, split: str = "test",
-                      keep: int = 64, threshold: float | None = None) -> None:
-    """``test_predictions.csv`` (each image of the split: index, file, true and predicted class
-    at ``threshold``, class probabilities) and ``misclassified.npz`` (the ``keep`` most
-    confidently wrong images, normalized as trained on, with their classes, confidence and file):
-    what the report plots."""
-    index = dataset.splits[split]
-    labels = dataset.labels.numpy()[index]
-    predicted = decide(probabilities, threshold)
-    names = np.asarray(dataset.class_names)
-    frame = pd.DataFrame({"index": index, "file": [dataset.files[i] for i in index],
-                          "true": names[labels], "predicted": names[predicted]})
-    for k, name in enumerate(dataset.class_names):
-        frame[f"p_{name}"] = probabilities[:, k]
-    frame.to_csv(folder / PREDICTIONS_FILE, index=False)
-    wrong = np.flatnonzero(predicted != labels)
-    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:keep]
-    np.savez_compressed(folder / MISCLASSIFIED_FILE, images=dataset.images.numpy()[index[wrong]],
-                        true=names[labels[wrong]], predicted=names[predicted[wrong]],
-                        confidence=probabilities[wrong, predicted[wrong]],
-                        files=np.asarray([dataset.files[index[i]] for i in wrong], dtype=str))
-
-
 def write_history(grid, folder: Path) -> None:
     """``history.csv``: every epoch every trial reported (trial, epoch, losses and metrics, node)."""
     frames = []
@@ -248,17 +207,6 @@ def pareto_row(record: dict[str, Any], space: Space) -> dict[str, Any]:
             "epochs": record["epochs"], "status": record["status"], "backbone": record["config"].get("backbone")}
 
 
-def best_config_file(space: Space, config: dict[str, Any], name: str) -> dict[str, Any]:
-    """A space file that trains exactly ``config`` once, on the same data, for the same epochs."""
-    raw = {key: value for key, value in space.raw.items() if key not in ("space", "search", "cpu")}
-    data = dict(raw.get("data") or {})
-    if data.get("path"):
-        data["path"] = str(Path(data["path"]).expanduser().resolve())
-    trial = {**{k: v for k, v in config.items()}, "resources": dict(space.resources)}
-    return {**raw, "name": f"{name}-best", "data": data, "trial": trial, "space": {},
-            "search": {"algorithm": "random", "num_samples": 1, "scheduler": "none"}}
-
-
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
@@ -271,18 +219,17 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: str | Path,
-                  experiment_path: str, complete: bool = True, cluster: dict | None = None,
-                  extra: dict | None = None) -> dict[str, Any]:
-    """Rank the trials, build and test the final model from the best trials' checkpoints
-    (:mod:`search.final`), and write the results folder.
+def summarize(grid, space: Space, name: str, dataset: ImageDataset, folder: Path, experiment_path: str,
+              complete: bool = True, cluster: dict | None = None,
+              extra: dict | None = None) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rank the trials and write ``leaderboard.csv`` and ``history.csv``.
 
     ``cluster`` (the Ray address, node count, data sharing and storage) and ``extra`` (the
-    search's sizing, :mod:`search.budget`, and how long its trials ran) are recorded as they are.
+    search's sizing, :mod:`search.plan`, and how long its trials ran) are recorded as they are.
 
-    Returns the summary (also written as ``summary.json``).
+    Returns the summary (no final model yet: :mod:`search.final` adds it), the trial records, and
+    the ranked trials the final stage builds from (``final.pick``'s first).
     """
-    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     records = trial_records(grid, space, dataset.split("val")[1].numpy())
     ranked = rank(records, space.mode)
@@ -303,36 +250,14 @@ def write_results(grid, space: Space, name: str, dataset: ImageDataset, folder: 
         summary["objectives"] = [{"metric": name, "mode": mode} for name, mode in space.objectives]
         summary["pareto"] = [pareto_row(r, space) for r in pareto_records(records, space)]
     chosen, summary["pick"] = pick_trial(ranked, space)  # final.pick: the trial the final stage builds on
-    best = chosen[0] if chosen and chosen[0]["best"] is not None else None
-    final = None
-    if best is not None:
-        about = {"image_size": space.data.image_size and list(space.data.image_size),
-                 "input_size": list(dataset.image_shape), "metric": space.metric, "trial_id": best["trial_id"]}
-        final = run_final(grid, chosen, space, dataset, folder / MODEL_FILE, about,
-                          sharing=(cluster or {}).get("data_sharing"))
-        summary.update(best_trial=best["trial_id"], best_config=best["config"],
-                       best_val={space.metric: best["best"], "epoch": best["best_epoch"]})
-    if final is not None:
-        model_path = folder / MODEL_FILE
-        probabilities = final.pop("test_probabilities")
-        test = evaluate(model_path, dataset, probabilities=probabilities)
-        write_predictions(folder, dataset, probabilities, threshold=final["threshold"])
-        annotate_model(model_path, test={k: test[k] for k in ("accuracy", "f1_macro", "auc", "threshold")})
-        best_epoch = load_model(model_path).info["epoch"]
-        summary.update(best_trial=best["trial_id"], best_config=best["config"],
-                       best_val={space.metric: best["best"], "epoch": best_epoch},
-                       test=test, model=str(model_path), final=final)
-        if space.objectives:
-            summary["model_costs"] = model_costs(final, records, space)
-        (folder / BEST_CONFIG_FILE).write_text(
-            f"# The best configuration of search {name!r} (trial {best['trial_id']}, "
-            f"{space.metric} {best['best']:.4f}).\n# Retrain it: python -m search.run "
-            f"{folder / BEST_CONFIG_FILE}\n"
-            + yaml.safe_dump(best_config_file(space, best["config"], name), sort_keys=False))
-    # The searcher kept the Optuna study in the results folder as it ran (search.driver).
+    return summary, records, chosen
+
+
+def save_summary(folder: Path, summary: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """``summary.json``, with the study's file and every trial, written whole or not at all."""
+    # The searcher kept the Optuna study in the results folder as it ran (search.tune.tuner).
     summary["study"] = str(folder / STUDY_FILE) if (folder / STUDY_FILE).is_file() else None
     summary["trials"] = [{k: v for k, v in r.items() if k != "path"} for r in records]
     partial = folder / f"{SUMMARY_FILE}.partial"
     partial.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
     partial.replace(folder / SUMMARY_FILE)
-    return summary

@@ -10,9 +10,9 @@ The file is checked as for a search; nothing is started, simulated or written. P
   still to be simulated, from ``data.simulate``;
 * how many trials run at once: on this machine, or on ``--gpus N`` GPUs with the file's GPU
   settings; at most ``search.max_concurrent``;
-* the trials and ASHA's rungs (:mod:`search.budget`, as the search would settle them), and the
+* the trials and ASHA's rungs (:mod:`search.plan`, as the search would settle them), and the
   epochs they train: at most (no trial stopped) and expected (all reach the first rung and a
-  1 / reduction_factor share goes on past each rung: :func:`search.budget.asha_epochs`);
+  1 / reduction_factor share goes on past each rung: :func:`search.plan.asha_epochs`);
 * given the seconds of one epoch of one trial (``--epoch-seconds``, the user's figure at the
   file's image size, or ``--time``: a few training steps and a validation batch of the default
   configuration, each backbone choice, timed here on random images of the set's shape, as a
@@ -32,8 +32,11 @@ import math
 import os
 from dataclasses import dataclass
 
-from search import budget
-from search.space import Space, load_space
+from search.plan.cost import EPOCH_EXTRA_S, TRIAL_START_S, Cost, measure
+from search.plan.data import check_data_source
+from search.plan.rungs import asha_epochs, rungs, steps_per_epoch
+from search.plan.sizing import Sizing, size_search
+from search.space import Space, largest_batch, load_space
 from trainable.errors import UserError
 
 # The driver's own seconds per trial (Ray's hand-over of a worker, checkpoint copies, experiment
@@ -86,7 +89,7 @@ def data_shape(space: Space) -> DataShape:
 
 
 def timing_set(shape: DataShape, batch_size: int):
-    """Random images of the set's shape, enough for :func:`search.budget.measure` (what a step
+    """Random images of the set's shape, enough for :func:`search.plan.measure` (what a step
     costs does not depend on the pixels)."""
     import numpy as np
     import torch
@@ -157,7 +160,7 @@ class Estimate:
         """A trial's expected seconds, its start included."""
         if self.epoch_s is None:
             return None
-        return self.epochs_expected / self.trials * self.epoch_s + budget.TRIAL_START_S
+        return self.epochs_expected / self.trials * self.epoch_s + TRIAL_START_S
 
     @property
     def wall_s(self) -> float | None:
@@ -167,8 +170,8 @@ class Estimate:
             return None
         if self.budget_s:
             return self.budget_s
-        work = self.epochs_expected * self.epoch_s + self.trials * budget.TRIAL_START_S
-        return max(work / self.slots, self.max_t * self.epoch_s + budget.TRIAL_START_S)
+        work = self.epochs_expected * self.epoch_s + self.trials * TRIAL_START_S
+        return max(work / self.slots, self.max_t * self.epoch_s + TRIAL_START_S)
 
     @property
     def resource_hours(self) -> float | None:
@@ -213,7 +216,7 @@ def describe_s(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate(space: Space, sizing: budget.Sizing, slots: int, epoch_s: float | None) -> Estimate:
+def estimate(space: Space, sizing: Sizing, slots: int, epoch_s: float | None) -> Estimate:
     """The spend of a search of ``space`` settled as ``sizing`` says."""
     settings = space.search
     eta, max_t = settings.reduction_factor, sizing.epochs
@@ -222,19 +225,19 @@ def estimate(space: Space, sizing: budget.Sizing, slots: int, epoch_s: float | N
         marks, per_trial = (), float(max_t)
     else:
         grace = min(sizing.grace_period, max_t)
-        marks, per_trial = tuple(budget.rungs(grace, max_t, eta)), budget.asha_epochs(grace, max_t, eta)
+        marks, per_trial = tuple(rungs(grace, max_t, eta)), asha_epochs(grace, max_t, eta)
     gpu = space.resources.get("gpu", 0)
     held = (float(gpu), "GPU") if gpu else (float(space.resources.get("cpu", 1)), "CPU")
     return Estimate(trials, max_t, marks, trials * max_t, trials * per_trial, epoch_s, slots, held,
                     reduction_factor=f"{eta:g}", budget_s=settings.time_budget)
 
 
-def cost_from_epoch(epoch_s: float, shape: DataShape, batch_size: int) -> budget.Cost:
-    """A :class:`~search.budget.Cost` whose epoch at the set's size takes ``epoch_s`` (a validated
+def cost_from_epoch(epoch_s: float, shape: DataShape, batch_size: int) -> Cost:
+    """A :class:`~search.plan.cost.Cost` whose epoch at the set's size takes ``epoch_s`` (a validated
     image costing what a training image does, half a step's image: no backward pass)."""
-    steps = budget.steps_per_epoch(shape.n_train, batch_size)
-    step_s = max(epoch_s - budget.EPOCH_EXTRA_S, 1e-6) / (steps + shape.n_val / (2 * batch_size))
-    return budget.Cost(step_s, step_s / (2 * batch_size), shape.side)
+    steps = steps_per_epoch(shape.n_train, batch_size)
+    step_s = max(epoch_s - EPOCH_EXTRA_S, 1e-6) / (steps + shape.n_val / (2 * batch_size))
+    return Cost(step_s, step_s / (2 * batch_size), shape.side)
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -256,7 +259,6 @@ def dry_run(args: argparse.Namespace) -> int:
     """Check the file, count the data, settle what the search would settle, print the estimate."""
     import torch
 
-    from search.run import check_data_source
 
     gpu = args.gpus is not None or torch.cuda.is_available()
     space = load_space(args.space, args.set, has_gpu=gpu)
@@ -272,11 +274,11 @@ def dry_run(args: argparse.Namespace) -> int:
                     "asha": "ASHA stops trials on the metric alone", "none": "no early stopping"}[space.search.scheduler]
         print(f"objectives: {', '.join(f'{m} ({d})' for m, d in space.objectives)}, each trial measuring its costs "
               f"once; {stopping}; the final model's trial: final.pick {space.final.pick}", flush=True)
-    batch = budget.largest_batch(space)
+    batch = largest_batch(space)
     cost = None
     if args.time:
         print("timing the default configuration's training steps here ...", flush=True)
-        cost = budget.measure(space, timing_set(shape, batch), local=True)
+        cost = measure(space, timing_set(shape, batch), local=True)
     elif args.epoch_seconds is not None:
         cost = cost_from_epoch(args.epoch_seconds, shape, batch)
     total = space.search.time_budget
@@ -284,7 +286,7 @@ def dry_run(args: argparse.Namespace) -> int:
         print(f"search.time_budget: {total:g} s; {', '.join(sorted(space.auto)) or 'nothing'} left auto, settled at "
               "launch from a timed step: give --time or --epoch-seconds S to settle it here", flush=True)
         return 0
-    sizing = budget.size_search(space, shape.n_train, shape.n_val, shape.side, slots,
+    sizing = size_search(space, shape.n_train, shape.n_val, shape.side, slots,
                                 cost if total else None, total, slots)
     print(sizing.rung_line(space.search.reduction_factor, space.search.scheduler), flush=True)
     if total:
