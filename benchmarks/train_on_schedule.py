@@ -45,7 +45,7 @@ def replay(results: Path, out: Path, variant: str, seconds: float | None, thread
     from search.files import SPACE_COPY, SUMMARY_FILE
     from search.final.__main__ import main as finalize
     from search.results.records import rank, trial_records
-    from search.final.retrain import trial_config
+    from search.results.train_on import trial_config
     from search.plan.data import prepare_data
     from search.space import load_space
     from search.results.train_on import RECORD_FILE, TRAIN_ON_DIR, continue_trial, keep

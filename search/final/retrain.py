@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from search.results.train_on import trial_config
 from search.space import Space
 from trainable.best import best_key
 from trainable.data import ImageDataset
@@ -86,11 +87,6 @@ def run_jobs(jobs: list[Job], space: Space, dataset: ImageDataset, sharing: str 
     task = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=1)(run_job)
     source = {"data": node_data(space)} if sharing == "path" else {"dataset": ray.put(dataset)}
     return ray.get([task.remote(job.config, space.metric, space.mode, job.merge_val, **source) for job in jobs])
-
-
-def trial_config(space: Space, result, **changes: Any) -> dict[str, Any]:
-    """A trial's whole configuration (the file's fixed settings, then its searched ones), changed."""
-    return {**space.trial, **(result.config or {}), **changes}
 
 
 def seed_jobs(chosen: list[tuple[dict[str, Any], Any]], space: Space, seeds: int) -> list[Job]:

@@ -37,7 +37,6 @@ import pandas as pd
 
 from search.results.pareto import pick_trial
 from search.results.records import kept_default, rank, trial_records
-from search.final.retrain import trial_config
 from search.space import Space
 from trainable.best import BEST_EPOCH, best_key
 from trainable.data import ImageDataset
@@ -48,6 +47,11 @@ RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoint"
 UNFIT = ("diverged", "out_of_memory", "error")  # a best trial in such a state does not go on
+
+
+def trial_config(space: Space, result, **changes: Any) -> dict[str, Any]:
+    """A trial's whole configuration (the file's fixed settings, then its searched ones), changed."""
+    return {**space.trial, **(result.config or {}), **changes}
 
 
 class TrainedOn:
