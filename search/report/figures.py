@@ -29,6 +29,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STUDY_FILE  # noqa: E402
 from trainable.config import TrainConfig  # noqa: E402
+from trainable.display import displayable  # noqa: E402
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
@@ -695,16 +696,6 @@ def plot_reliability(folder: Path, summary: dict[str, Any], png: Path) -> str:
 
 
 # Misclassified images ----------------------------------------------------------------------
-
-def displayable(image: np.ndarray) -> np.ndarray:
-    """An (H, W) or (H, W, 3) picture in [0, 1]: the first channel, or RGB when there are three,
-    scaled to the image's own min and max."""
-    image = np.asarray(image, dtype=float)
-    if image.ndim == 3:
-        image = np.moveaxis(image, 0, -1) if image.shape[0] == 3 else image[0]
-    low, high = np.nanmin(image), np.nanmax(image)
-    return np.clip((image - low) / (high - low), 0, 1) if high > low else np.zeros_like(image)
-
 
 def plot_misclassified(folder: Path, summary: dict[str, Any], png: Path) -> str:
     with np.load(require(folder, MISCLASSIFIED_FILE)) as data:
