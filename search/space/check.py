@@ -17,7 +17,11 @@ from trainable.losses import LOSSES
 from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.sampling import SAMPLERS
 
-METRICS = ("val_auc", "val_accuracy", "val_f1", "val_tpr10", "val_loss", "train_loss")
+# Each reported metric and its one sensible direction: a space's mode is derived from it, and a
+# mode that contradicts it is refused (val_loss with mode: max would rank by the largest loss).
+DIRECTIONS = {"val_auc": "max", "val_accuracy": "max", "val_f1": "max", "val_tpr10": "max",
+              "val_loss": "min", "train_loss": "min"}
+METRICS = tuple(DIRECTIONS)
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -43,14 +47,8 @@ def check(raw: dict, path: str, problems: list[str]) -> Space | None:
         data = DataConfig.from_mapping(raw_data, where="data")
     except UserError as err:
         problems.append(str(err))
-    metric, mode = raw.get("metric", "val_auc"), raw.get("mode", "max")
     objectives = _check_objectives(raw, problems)
-    if objectives:
-        metric, mode = objectives[0]
-    if metric not in METRICS:
-        problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(METRICS)}")
-    if mode not in ("min", "max"):
-        problems.append(f"mode: must be min or max, got {mode!r}")
+    metric, mode = _check_metric(raw, objectives, problems)
     trial = dict(raw.get("trial") or {})
     resources = trial.pop("resources", {"cpu": 1, "gpu": 0})
     if trial.get("epochs") == AUTO:
@@ -95,6 +93,24 @@ def check(raw: dict, path: str, problems: list[str]) -> Space | None:
         return None
     return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
                  final=final, auto=frozenset(auto), objectives=objectives, min_image_size=min_image_size)
+
+
+def _check_metric(raw: dict, objectives: tuple, problems: list[str]) -> tuple[str, str]:
+    """The metric and its mode: the first objective's, else ``metric:`` (default ``val_auc``) with
+    ``mode:`` (default the metric's direction, :data:`DIRECTIONS`), which must agree with it."""
+    metric = raw.get("metric", "val_auc")
+    mode = raw.get("mode", DIRECTIONS.get(metric, "max"))
+    if objectives:
+        metric, mode = objectives[0]
+    if metric not in METRICS:
+        problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(METRICS)}")
+    if mode not in ("min", "max"):
+        problems.append(f"mode: must be min or max, got {mode!r}")
+    elif metric in DIRECTIONS and mode != DIRECTIONS[metric]:
+        where = "objectives[0]" if objectives else "mode"
+        problems.append(f"{where}: {metric} is better {'lower' if DIRECTIONS[metric] == 'min' else 'higher'}: "
+                        f"mode {DIRECTIONS[metric]}, not {mode} (or leave mode out)")
+    return metric, mode
 
 
 def _check_objectives(raw: dict, problems: list[str]) -> tuple[tuple[str, str], ...]:

@@ -22,6 +22,8 @@ GOOD = {
 }
 
 BAD = [
+    ("mode against the metric", {"metric": "val_loss", "mode": "max"},
+     "mode: val_loss is better lower: mode min, not max"),
     ("unknown key", {"serach": {}}, "serach: unknown key"),
     ("wrong type", {"search": {**GOOD["search"], "num_samples": "many"}}, "search.num_samples: must be a positive integer"),
     ("empty range", {"space": {**GOOD["space"], "lr": {"loguniform": [1.0e-2, 1.0e-2]}}}, "space.lr.loguniform: empty or inverted range"),

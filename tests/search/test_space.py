@@ -77,6 +77,7 @@ BAD = [
     ({"colour": 1}, "colour: unknown key"),
     ({"metric": "val_precision"}, "metric: 'val_precision' is not reported"),
     ({"mode": "up"}, "mode: must be min or max"),
+    ({"metric": "val_auc", "mode": "min"}, "mode: val_auc is better higher: mode max, not min"),
     ({"trial": {"epochs": 6, "batchsize": 2}}, "trial.batchsize: not a trainable setting"),
     ({"trial": {"epochs": "six"}}, "trial.epochs: expected int"),
     ({"trial": {"epochs": 6, "resources": {"gpu": -1}}}, "trial.resources.gpu: must be a number >= 0"),
@@ -193,3 +194,11 @@ def test_bad_objectives_name_the_file_and_key(tmp_path, change, expected):
     with pytest.raises(UserError) as err:
         load_space(path)
     assert str(path) in str(err.value) and expected in str(err.value), str(err.value)
+
+
+def test_mode_is_the_metrics_direction_when_left_out(tmp_path):
+    raw = {k: v for k, v in yaml.safe_load(_write(tmp_path, GOOD).read_text()).items() if k != "mode"}
+    for metric, mode in (("val_loss", "min"), ("train_loss", "min"), ("val_accuracy", "max")):
+        path = tmp_path / f"{metric}.yaml"
+        path.write_text(yaml.safe_dump({**raw, "metric": metric}))
+        assert load_space(path).mode == mode
