@@ -40,10 +40,10 @@ from search.space import Space, largest_batch, load_space
 from trainable.errors import UserError
 
 # The driver's own seconds per trial (Ray's hand-over of a worker, checkpoint copies, experiment
-# snapshots, the searcher's suggestion and the W&B calls): BENCHMARKS.md, "Driver overhead". The
-# driver does these one after another, so trials shorter than this times the trials running at
-# once leave resources idle.
-DRIVER_S_PER_TRIAL = 1.8
+# snapshots, the searcher's suggestion), one after another: trials shorter than this times the
+# trials running at once leave resources idle. The 1,000-trial measurement (BENCHMARKS.md, "How
+# much does the driver cost per trial?").
+DRIVER_S_PER_TRIAL = 0.18
 
 
 @dataclass(frozen=True)
@@ -200,7 +200,7 @@ class Estimate:
         out.append(f"time: at {self.epoch_s:.3g} s an epoch, {wall} {describe_s(self.wall_s)} of wall time with "
                    f"{self.slots} trial(s) at once; {self.resource_hours:,.1f} {unit}-hours "
                    f"({amount:g} {unit} a trial, {describe_s(self.trial_s)} a trial on average)")
-        note = (f"driver: about {DRIVER_S_PER_TRIAL:g} s of its own a trial (BENCHMARKS.md, \"Driver overhead\"), "
+        note = (f"driver: about {DRIVER_S_PER_TRIAL:g} s of its own a trial (BENCHMARKS.md, \"How much does the driver cost per trial?\"), "
                 f"so it keeps about {self.driver_slots} trials of {describe_s(self.trial_s)} running")
         if self.driver_slots < self.slots:
             note += f": fewer than the {self.slots} slots, which would wait for it (longer trials, or fewer at once)"
