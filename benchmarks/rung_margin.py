@@ -10,7 +10,7 @@ a trial reaching a rung stops if its value there, the best so far, is below the
 learning curves recorded with no early stopping, in many random orders of arrival, once as Ray
 decides and once with the project's margin (``search.scheduler.MarginASHA``: a trial stops only
 when it is below that cutoff by more than one standard error of the validation metric there,
-``trainable.decide.standard_error``). For each rule, over the orders:
+``trainable.metrics.standard_error``). For each rule, over the orders:
 
 - **winner cut**: the share of orders in which the trial with the best final value (its best over
   every epoch recorded) is stopped at a rung;

@@ -43,6 +43,22 @@ def is_better(value: float, than: float | None, mode: str) -> bool:
     return than is None or (value > than if mode == "max" else value < than)
 
 
+def top(values: Iterable[float | None], mode: str) -> float | None:
+    """The best of the known values in ``mode``; None when none is known."""
+    known = [v for v in values if v is not None]
+    return (max if mode == "max" else min)(known) if known else None
+
+
+def within(value: float | None, best: float, tolerance: float | None, mode: str) -> bool:
+    """Whether ``value`` is within ``tolerance`` (None: 0) of ``best`` in ``mode``: the one "close
+    to the best" rule (a standard error, :func:`trainable.metrics.standard_error`, or a
+    ``cheapest_within`` distance) that the results, the final stage and the Pareto pick use."""
+    if value is None:
+        return False
+    sign = 1 if mode == "max" else -1
+    return sign * (best - value) <= (tolerance or 0.0) + 1e-12
+
+
 @dataclass
 class Best:
     """The best value and epoch of one trial, updated an epoch at a time."""

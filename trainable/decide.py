@@ -133,38 +133,6 @@ def tpr_before_fp(labels: np.ndarray, scores: np.ndarray, false_positives: int) 
     return float((positive > negative[false_positives - 1]).mean())
 
 
-def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
-    """Hanley and McNeil's (1982) standard error of an ROC AUC measured on ``positives`` and
-    ``negatives`` images."""
-    if positives < 1 or negatives < 1:
-        return math.nan
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc * auc) + (negatives - 1) * (q2 - auc * auc))
-    return math.sqrt(max(variance, 0.0) / (positives * negatives))
-
-
-def standard_error(metric: str, value: float, labels: np.ndarray) -> float | None:
-    """How far a validation value of ``metric`` (``val_auc``, ``val_accuracy``, ``val_f1``,
-    ``val_tpr10``) on images labelled ``labels`` moves by chance, one standard error: Hanley and
-    McNeil's for AUC (for several classes, the mean of the one-vs-rest ones, as the macro AUC is
-    their mean), the binomial one for accuracy (F1 taken as one too) and for TPR10 (over the
-    positives). None for a loss or an unknown metric."""
-    labels = np.asarray(labels)
-    if value is None or not math.isfinite(value) or len(labels) == 0:
-        return None
-    if metric == "val_auc":
-        classes = np.unique(labels)
-        ones = [1] if len(classes) == 2 else list(classes)
-        errors = [auc_standard_error(value, int((labels == c).sum()), int((labels != c).sum())) for c in ones]
-        return float(np.mean(errors))
-    if metric in ("val_accuracy", "val_f1"):
-        return math.sqrt(max(value * (1 - value), 0.0) / len(labels))
-    if metric == "val_tpr10":  # a rate over the positives (binomial; the threshold's noise aside)
-        positives = int((labels == 1).sum())
-        return math.sqrt(max(value * (1 - value), 0.0) / positives) if positives else None
-    return None
-
-
 def _threshold_table(scores: np.ndarray, positive: np.ndarray):
     """Each distinct score (descending) as a threshold ``score >= t``: its TP and FP counts, with
     ``positive`` each image's (counted or expected) share of the positive class."""

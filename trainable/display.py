@@ -1,8 +1,11 @@
-"""How an image is shown to a person: the W&B tables and the report's pictures use one scaling."""
+"""How results are shown to a person: the W&B tables and the report's pictures use one scaling of
+an image, and one count of classes above which a set is summarised, not listed class by class."""
 
 from __future__ import annotations
 
 import numpy as np
+
+MANY_CLASSES = 12  # above this, figures stop labelling each class and counts give the range
 
 
 def displayable(image: np.ndarray) -> np.ndarray:

@@ -35,17 +35,13 @@ from trainable.device import (SplitRows, autocast_dtype, batches, bf16_native, d
                               trial_gpu_fraction)
 from trainable.errors import UserError
 from trainable.losses import LOSSES, build_loss
+from trainable.metrics import SEARCHABLE, diverged
 from trainable.models import build_backbone
 from trainable.optim import build_optimizer, build_scheduler, end_with
 from trainable.report import LocalReporter, Reporter
 from trainable.sampling import SAMPLERS, epoch_indices
 
 log = logging.getLogger(__name__)
-
-# What a diverged trial reports: the worst value of every metric, whichever the search maximizes.
-DIVERGED = {"val_loss": math.inf, "val_accuracy": 0.0, "val_f1": 0.0, "val_auc": 0.0,
-            "val_tpr10": 0.0, "train_loss": math.inf}
-
 
 @dataclass
 class Trial:
@@ -275,7 +271,7 @@ def place_data(trial: Trial, dataset: ImageDataset) -> tuple[SplitRows, SplitRow
 def _epoch(trial: Trial, train_split: SplitRows, val_split: SplitRows,
            epoch: int) -> tuple[dict[str, float], np.ndarray | None]:
     """Train and validate one epoch: its metrics and validation probabilities; or, when the loss,
-    a weight or a probability is not finite, the :data:`DIVERGED` metrics and None."""
+    a weight or a probability is not finite, the worst value of every metric (:func:`trainable.metrics.diverged`) and None."""
     train_loss = train_epoch(trial, train_split.images, train_split.labels, epoch,
                              rows=train_split.rows)
     if math.isfinite(train_loss):
@@ -285,7 +281,7 @@ def _epoch(trial: Trial, train_split: SplitRows, val_split: SplitRows,
             scores = validation_metrics(probabilities, val_split.labels)
             metrics = {"train_loss": train_loss, **scores, "epoch": epoch + 1, "diverged": 0}
             return metrics, probabilities.numpy()
-    return {**DIVERGED, "epoch": epoch + 1, "diverged": 1}, None
+    return {**diverged(), "epoch": epoch + 1, "diverged": 1}, None
 
 
 def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
@@ -294,7 +290,7 @@ def _out_of_memory(trial: Trial, epoch: int) -> dict[str, float]:
     log.warning("CUDA out of memory: %s at batch size %d does not fit in GPU fraction %g; the "
                 "trial ends as infeasible", trial.config.backbone, trial.config.batch_size,
                 trial.gpu_fraction)
-    return {**DIVERGED, "epoch": epoch + 1, "diverged": 1, "out_of_memory": 1}
+    return {**diverged(), "epoch": epoch + 1, "diverged": 1, "out_of_memory": 1}
 
 
 def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
@@ -322,7 +318,7 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
     Returns:
         The last epoch's metrics. A trial whose training loss, weights or validation
         probabilities stop being finite reports the worst value of every metric
-        (:data:`DIVERGED`) with ``diverged: 1`` and stops; one that runs out of GPU memory does
+        (:func:`trainable.metrics.diverged`) with ``diverged: 1`` and stops; one that runs out of GPU memory does
         the same with ``out_of_memory: 1`` too, and returns normally: it would run out again,
         so it is an infeasible configuration for the search, not a failure to retry.
 
@@ -330,9 +326,9 @@ def train(config: TrainConfig | Mapping[str, Any], dataset: ImageDataset,
         UserError: an invalid configuration, before any training.
     """
     config = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
-    if metric not in DIVERGED or metric == "train_loss" or mode not in MODES:
-        raise UserError(f"metric {metric!r} / mode {mode!r}: the metric is one of val_auc, val_accuracy, "
-                        "val_f1, val_tpr10, val_loss and the mode max or min")
+    if metric not in SEARCHABLE or mode not in MODES:
+        raise UserError(f"metric {metric!r} / mode {mode!r}: the metric is one of {', '.join(SEARCHABLE)} "
+                        "and the mode max or min")
     trial = setup(config, dataset)
     try:
         return _train_epochs(trial, dataset, reporter, metric, mode, until, tuple(costs))

@@ -31,6 +31,7 @@ from search.space import Space
 from trainable.best import best_key
 from trainable.data import ImageDataset
 from trainable.data.config import DataConfig
+from trainable.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,7 @@ def seed_check(chosen: list[tuple[dict[str, Any], Any]], histories: list[list[di
         values = [float(h[-1].get(key, h[-1].get(space.metric, math.nan))) if h else math.nan for h in runs]
         mean = float(np.mean(values))
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        sign = 1 if space.mode == "max" else -1
-        above = sign * (record["best"] - mean) / std if std > 0 else None
+        above = METRICS[space.metric].sign * (record["best"] - mean) / std if std > 0 else None
         out.append({"trial_id": record["trial_id"], "value": record["best"], "epochs": int(record["epochs"]),
                     "seeds": values, "mean": mean, "std": std, "above_mean_in_std": above})
     return out

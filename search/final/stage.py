@@ -16,8 +16,9 @@ from search.final.retrain import refit_job, run_jobs, seed_check, seed_jobs, wit
 from search.space import Space
 from trainable.checkpoint import BEST_FILE, fetch_best
 from trainable.data import ImageDataset
-from trainable.decide import (calibrate, choose_threshold, decision_metrics, fit_temperature,
-                              prior_log_weights, standard_error)
+from trainable.decide import calibrate, choose_threshold, decision_metrics, fit_temperature, prior_log_weights
+from trainable.best import top, within
+from trainable.metrics import METRICS, standard_error
 from trainable.export import export_model, load_model
 from trainable.losses import focal_alpha_weights
 from trainable.models import refresh_batchnorm
@@ -38,7 +39,7 @@ def members_of(grid, ranked: list[dict[str, Any]], k: int) -> list[tuple[dict[st
 
 def close_to_best(chosen: list[tuple[dict[str, Any], Any]], space: Space, y_val: np.ndarray):
     """The best trial and those of the others whose validation value is within one standard
-    error of its (:func:`trainable.decide.standard_error`): averaging in a trial clearly worse on
+    error of its (:func:`trainable.metrics.standard_error`): averaging in a trial clearly worse on
     validation drags the ensemble down, and the choice between the steps, on the same small
     split, can miss it (900 lens images: best trial 0.93 val AUC, two others 0.84; the ensemble
     won on validation and lost 0.04 of test AUC). Returns the kept, the tolerance (None: all
@@ -47,15 +48,9 @@ def close_to_best(chosen: list[tuple[dict[str, Any], Any]], space: Space, y_val:
     tolerance = standard_error(space.metric, best, y_val)
     if tolerance is None:
         return chosen, None, []
-    sign = 1 if space.mode == "max" else -1
-    close = [sign * (best - record["best"]) <= tolerance for record, _ in chosen]
+    close = [within(record["best"], best, tolerance, space.mode) for record, _ in chosen]
     left_out = [{"trial_id": r["trial_id"], "value": r["best"]} for (r, _), ok in zip(chosen, close) if not ok]
     return [c for c, ok in zip(chosen, close) if ok], tolerance, left_out
-
-# The search's metric as decision_metrics names it, and whether larger is better.
-METRIC_KEYS = {"val_auc": ("auc", True), "val_accuracy": ("accuracy", True), "val_f1": ("f1_macro", True),
-               "val_tpr10": ("tpr10", True),
-               "val_loss": ("nll", False), "train_loss": ("nll", False)}
 
 REFRESH_IMAGES = 2048  # training images the BatchNorm statistics are recomputed from, at most
 
@@ -76,13 +71,13 @@ def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch
     validation split is at least as good; the member's ``best.pt`` in ``folder`` is rewritten
     with them. Returns what was done and the metric before and after."""
     images, labels = val
-    key, larger = METRIC_KEYS[space.metric]
+    key = METRICS[space.metric].decision_key
     before_state = {k: v.clone() for k, v in member.network.state_dict().items()}
     before = decision_metrics(member.probabilities(images), labels)[key]
     if not refresh_batchnorm(member.network, refresh_sample(dataset)):
         return {"trial_id": member.trial_id, "batchnorm": "none in the network"}
     after = decision_metrics(member.probabilities(images), labels)[key]
-    better = before is None or (after is not None and (after >= before if larger else after <= before))
+    better = before is None or within(after, before, 0.0, space.mode)  # at least as good
     if better:
         state = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
         state["model"] = {k: v.detach().cpu() for k, v in member.network.state_dict().items()}
@@ -200,9 +195,8 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
                 name = ("best trial" if count == 1 else f"ensemble of {count}") + tta_suffix(tta)
                 steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
                                       space, calibrated=True), "members": count, "tta": tta})
-        key = METRIC_KEYS[space.metric][0]
-        values = [step["val"].get(key) for step in steps[1:] if step["val"].get(key) is not None]
-        best_value = (max if METRIC_KEYS[space.metric][1] else min)(values) if values else None
+        key = METRICS[space.metric].decision_key
+        best_value = top((step["val"].get(key) for step in steps[1:]), space.mode)
         choice_tolerance = standard_error(space.metric, best_value, y_val)
         final = choose(steps[1:], space, choice_tolerance)
         count, files = final["members"], dirs[:final["members"]]
@@ -258,17 +252,13 @@ def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best
 
 def choose(steps: list[dict[str, Any]], space: Space, tolerance: float | None = None) -> dict[str, Any]:
     """The last step (more members, TTA) whose validation value of the search's metric is within
-    ``tolerance`` (one standard error, :func:`trainable.decide.standard_error`; None: 0) of the
+    ``tolerance`` (one standard error, :func:`trainable.metrics.standard_error`; None: 0) of the
     best step's: averaging is what generalises when the validation split cannot tell the steps
     apart (on 900 lens images TTA lost 0.012 of validation AUC, within the split's standard error of
     0.026, and gained 0.017 on the test split)."""
-    key, larger = METRIC_KEYS[space.metric]
-    values = [step["val"].get(key) for step in steps]
-    known = [v for v in values if v is not None]
-    if not known:
+    values = [step["val"].get(METRICS[space.metric].decision_key) for step in steps]
+    best = top(values, space.mode)
+    if best is None:
         return steps[-1]
-    best = max(known) if larger else min(known)
-    margin = tolerance or 0.0
-    close = [step for step, v in zip(steps, values) if v is not None and (v >= best - margin if larger else v <= best + margin)]
-    return close[-1]
+    return [step for step, v in zip(steps, values) if within(v, best, tolerance, space.mode)][-1]
 

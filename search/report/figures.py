@@ -29,18 +29,16 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from search.files import HISTORY_FILE, MISCLASSIFIED_FILE, PREDICTIONS_FILE, STUDY_FILE  # noqa: E402
 from trainable.config import TrainConfig  # noqa: E402
-from trainable.display import displayable  # noqa: E402
+from trainable.display import MANY_CLASSES, displayable  # noqa: E402
+from trainable.metrics import label as metric_label  # noqa: E402
 
 PARALLEL_TRIALS = 15
 MISCLASSIFIED_GRID = 8  # at most 8 x 8 images
-MANY_CLASSES = 12  # above this, ROC and confusion-matrix figures stop labelling each class
 FANOVA_MIN_TRIALS = 3  # trials with a value; fANOVA's forest on fewer is a coin toss
 PED_ANOVA_MIN_TRIALS = 2
 FEW_TRIALS = 10  # below this, importances are flagged as indicative only
 NA_POSITION = -0.14  # where a trial without a (conditional) parameter sits on its axis
 
-METRIC_LABELS = {"val_auc": "validation ROC AUC", "val_accuracy": "validation accuracy",
-                 "val_f1": "validation macro F1", "val_tpr10": "validation TPR10", "val_loss": "validation loss"}
 STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
          "xtick.labelsize": 9, "ytick.labelsize": 9, "savefig.dpi": 150,
          "axes.spines.top": False, "axes.spines.right": False}
@@ -48,10 +46,6 @@ STYLE = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fo
 
 class Skipped(Exception):
     """A figure these results cannot give; its message replaces the figure in the report."""
-
-
-def metric_label(metric: str) -> str:
-    return METRIC_LABELS.get(metric, metric)
 
 
 @contextlib.contextmanager

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from search.space import pick_distance
 from search.tune.pareto import FastestByArchitecture, pareto_mask
+from trainable.best import top, within
+from trainable.metrics import METRICS
+
 
 def pool_throughput(records: list[dict]) -> None:
     """Give each trial the fastest ``throughput`` measured by any trial of its architecture
@@ -69,20 +72,21 @@ def pick_trial(ranked: list[dict], space) -> tuple[list[dict], dict | None]:
     rule = space.final.pick
     if rule == "best" or not space.costs:
         return ranked, {"rule": "best", "trial_id": scored[0]["trial_id"]}
-    distance, sign = pick_distance(rule), 1 if space.mode == "max" else -1
-    top = max(sign * r["best"] for r in scored)
-    within = [r for r in scored if objective_values(r, space) is not None and top - sign * r["best"] <= distance + 1e-12]
-    if not within:  # no trial near the best reported its costs: the best, as ranked
+    distance, sign = pick_distance(rule), METRICS[space.metric].sign
+    best = top((r["best"] for r in scored), space.mode)
+    near = [r for r in scored if objective_values(r, space) is not None
+            and within(r["best"], best, distance, space.mode)]
+    if not near:  # no trial near the best reported its costs: the best, as ranked
         return ranked, {"rule": rule, "trial_id": scored[0]["trial_id"], "note": "no trial with costs near the best"}
 
     def key(r):
         return (*(-r["costs"][c] if m == "max" else r["costs"][c] for c, m in space.costs), -sign * r["best"])
 
-    picked = min(within, key=key)
+    picked = min(near, key=key)
     followers = [r for r in scored if r is not picked and objective_values(r, space) is not None
                  and cheaper_or_equal(r, picked, space)]
     return [picked, *followers], {"rule": rule, "trial_id": picked["trial_id"], "distance": distance,
-                                  "best_value": sign * top, "candidates": len(within)}
+                                  "best_value": best, "candidates": len(near)}
 
 TTA_VIEWS = {False: 1, True: 8, "hflip": 2}
 

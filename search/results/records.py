@@ -34,9 +34,9 @@ from search.space import complete_point
 from search.files import HISTORY_FILE, LEADERBOARD_FILE, STUDY_FILE, SUMMARY_FILE
 from search.results.pareto import pareto_records, pick_trial, pool_throughput
 from search.space import Distribution, Space
-from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite
+from trainable.best import BEST_EPOCH, Best, best_key, best_of, finite, top, within
 from trainable.data import ImageDataset
-from trainable.decide import standard_error
+from trainable.metrics import standard_error
 
 STATUSES = ("completed", "stopped", "diverged", "out_of_memory", "error")
 
@@ -104,7 +104,7 @@ def is_default(config: dict[str, Any], point: dict[str, Any]) -> bool:
 def mark_default(records: list[dict[str, Any]], space: Space, val_labels: np.ndarray) -> dict[str, Any] | None:
     """Mark the first trial that ran the space's default configuration (its first ``start_from``,
     completed as the searcher completed it) with the standard error of its best value
-    (:func:`trainable.decide.standard_error`); returns that record, or None (no ``start_from``, no
+    (:func:`trainable.metrics.standard_error`); returns that record, or None (no ``start_from``, no
     such trial with a value, or a metric without a standard error, such as a loss)."""
     if not space.search.start_from:
         return None
@@ -141,7 +141,7 @@ def rank(records: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     scored.sort(key=lambda r: ((-r["best"] if mode == "max" else r["best"]),
                                math.inf if r.get("best_val_loss") is None else r["best_val_loss"], r["epochs"]))
     default = next((r for r in scored if r.get("default") and r.get("margin") is not None), None)
-    if default is not None and abs(scored[0]["best"] - default["best"]) <= default["margin"]:
+    if default is not None and within(default["best"], scored[0]["best"], default["margin"], mode):
         scored.remove(default)
         scored.insert(0, default)
     return scored + [r for r in records if r["best"] is None]
@@ -156,9 +156,9 @@ def kept_default(ranked: list[dict[str, Any]], mode: str) -> dict[str, Any] | No
     if default is None:
         return None
     others = [r["best"] for r in ranked if r is not default and r["best"] is not None]
-    other = (max if mode == "max" else min)(others) if others else None
+    other = top(others, mode)
     first = ranked[0] is default
-    decided = first and other is not None and (other > default["best"] if mode == "max" else other < default["best"])
+    decided = first and other is not None and not within(default["best"], other, 0.0, mode)
     return {"trial_id": default["trial_id"], "best": default["best"], "margin": default["margin"],
             "best_other": other, "first": first, "decided": decided}
 

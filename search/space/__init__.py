@@ -22,13 +22,13 @@ only ``when`` other parameters take given values. Every problem in a file is rep
 one line naming the file and each key.
 """
 
-from search.space.check import METRICS, TRAIN_KEYS, pick_distance
+from search.space.check import TRAIN_KEYS, pick_distance
 from search.space.load import apply_overrides, load_space, read_yaml
 from search.space.points import (backbone_choices, complete_point, default_config, define_by_run,
                                  dependency_order, largest_batch)
 from search.space.schema import (AUTO, Distribution, FinalSettings, SearchSettings, Space,
                                  WandbSettings)
 
-__all__ = ["AUTO", "METRICS", "TRAIN_KEYS", "Distribution", "FinalSettings", "SearchSettings", "Space",
+__all__ = ["AUTO", "TRAIN_KEYS", "Distribution", "FinalSettings", "SearchSettings", "Space",
            "WandbSettings", "apply_overrides", "backbone_choices", "complete_point", "default_config",
            "define_by_run", "dependency_order", "largest_batch", "load_space", "pick_distance", "read_yaml"]

@@ -14,14 +14,10 @@ from trainable.cost import COSTS
 from trainable.data import DataConfig
 from trainable.errors import UserError
 from trainable.losses import LOSSES
+from trainable.metrics import METRICS, SEARCHABLE
 from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.sampling import SAMPLERS
 
-# Each reported metric and its one sensible direction: a space's mode is derived from it, and a
-# mode that contradicts it is refused (val_loss with mode: max would rank by the largest loss).
-DIRECTIONS = {"val_auc": "max", "val_accuracy": "max", "val_f1": "max", "val_tpr10": "max",
-              "val_loss": "min", "train_loss": "min"}
-METRICS = tuple(DIRECTIONS)
 NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
                  "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -97,19 +93,20 @@ def check(raw: dict, path: str, problems: list[str]) -> Space | None:
 
 def _check_metric(raw: dict, objectives: tuple, problems: list[str]) -> tuple[str, str]:
     """The metric and its mode: the first objective's, else ``metric:`` (default ``val_auc``) with
-    ``mode:`` (default the metric's direction, :data:`DIRECTIONS`), which must agree with it."""
+    ``mode:`` (default the metric's direction, :data:`trainable.metrics.METRICS`), which must
+    agree with it."""
     metric = raw.get("metric", "val_auc")
-    mode = raw.get("mode", DIRECTIONS.get(metric, "max"))
+    mode = raw.get("mode", METRICS[metric].mode if metric in METRICS else "max")
     if objectives:
         metric, mode = objectives[0]
-    if metric not in METRICS:
-        problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(METRICS)}")
+    if metric not in SEARCHABLE:
+        problems.append(f"metric: {metric!r} is not reported; reported: {', '.join(SEARCHABLE)}")
     if mode not in ("min", "max"):
         problems.append(f"mode: must be min or max, got {mode!r}")
-    elif metric in DIRECTIONS and mode != DIRECTIONS[metric]:
-        where = "objectives[0]" if objectives else "mode"
-        problems.append(f"{where}: {metric} is better {'lower' if DIRECTIONS[metric] == 'min' else 'higher'}: "
-                        f"mode {DIRECTIONS[metric]}, not {mode} (or leave mode out)")
+    elif metric in METRICS and mode != METRICS[metric].mode:
+        where, direction = "objectives[0]" if objectives else "mode", METRICS[metric].mode
+        problems.append(f"{where}: {metric} is better {'lower' if direction == 'min' else 'higher'}: "
+                        f"mode {direction}, not {mode} (or leave mode out)")
     return metric, mode
 
 
@@ -133,8 +130,8 @@ def _check_objectives(raw: dict, problems: list[str]) -> tuple[tuple[str, str], 
     for i, (name, mode) in enumerate(items):
         where = f"objectives[{i}].{name}"
         if i == 0:
-            if name not in METRICS:
-                problems.append(f"{where}: the first objective is a reported metric, one of {', '.join(METRICS)}")
+            if name not in SEARCHABLE:
+                problems.append(f"{where}: the first objective is a reported metric, one of {', '.join(SEARCHABLE)}")
             elif mode not in ("min", "max"):
                 problems.append(f"{where}: mode must be min or max, got {mode!r}")
         elif name not in COSTS:

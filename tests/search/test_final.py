@@ -12,7 +12,7 @@ import pytest
 from search.final.stage import choose
 from search.final.describe import side_by_side
 from search.results.records import kept_default, loss_at, mark_default, rank
-from trainable.decide import auc_standard_error, standard_error
+from trainable.metrics import auc_standard_error, standard_error
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,7 +87,7 @@ def step(name, auc, nll=0.5, members=1, tta=False):
 
 
 def test_the_final_step_is_the_best_on_validation_the_more_averaged_of_equals():
-    space = SimpleNamespace(metric="val_auc")
+    space = SimpleNamespace(metric="val_auc", mode="max")
     steps = [step("best trial", 0.95), step("best trial + TTA", 0.96, tta=True),
              step("ensemble of 3", 0.96, members=3), step("ensemble of 3 + TTA", 0.955, members=3, tta=True)]
     assert choose(steps, space)["name"] == "ensemble of 3"
@@ -95,7 +95,7 @@ def test_the_final_step_is_the_best_on_validation_the_more_averaged_of_equals():
     assert choose(steps, space)["name"] == "ensemble of 3 + TTA"
     # A loss is minimised.
     losses = [step("best trial", 0.9, nll=0.3), step("ensemble of 3", 0.9, nll=0.35, members=3)]
-    assert choose(losses, SimpleNamespace(metric="val_loss"))["name"] == "best trial"
+    assert choose(losses, SimpleNamespace(metric="val_loss", mode="min"))["name"] == "best trial"
     # Within a tolerance (one standard error) of the best, the most averaged step.
     steps = [step("best trial", 0.93), step("best trial + TTA", 0.919, tta=True), step("ensemble of 3", 0.90, members=3)]
     assert choose(steps, space, tolerance=0.026)["name"] == "best trial + TTA"

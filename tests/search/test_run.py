@@ -16,7 +16,8 @@ import yaml
 from search.space import load_space
 from tests.search.wandb_files import read_run
 from trainable.data import load_dataset
-from trainable.decide import choose_threshold, decision_metrics, standard_error
+from trainable.decide import choose_threshold, decision_metrics
+from trainable.metrics import standard_error
 from trainable.export import load_model
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,6 +24,8 @@ GOOD = {
 BAD = [
     ("mode against the metric", {"metric": "val_loss", "mode": "max"},
      "mode: val_loss is better lower: mode min, not max"),
+    ("a metric trials report but are not ranked by", {"metric": "train_loss"},
+     "metric: 'train_loss' is not reported; reported: val_auc"),
     ("unknown key", {"serach": {}}, "serach: unknown key"),
     ("wrong type", {"search": {**GOOD["search"], "num_samples": "many"}}, "search.num_samples: must be a positive integer"),
     ("empty range", {"space": {**GOOD["space"], "lr": {"loguniform": [1.0e-2, 1.0e-2]}}}, "space.lr.loguniform: empty or inverted range"),
@@ -95,7 +97,7 @@ def test_command_line_exit_status_and_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: space.yaml: metric: 'val_auroc' is not reported; reported: val_auc, val_accuracy, "
-        "val_f1, val_tpr10, val_loss, train_loss"]
+        "val_f1, val_tpr10, val_loss"]
 
 
 def test_tpr10_of_a_set_of_ten_classes_is_refused_once_the_set_is_read(tmp_path, monkeypatch, capsys):

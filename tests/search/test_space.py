@@ -198,7 +198,7 @@ def test_bad_objectives_name_the_file_and_key(tmp_path, change, expected):
 
 def test_mode_is_the_metrics_direction_when_left_out(tmp_path):
     raw = {k: v for k, v in yaml.safe_load(_write(tmp_path, GOOD).read_text()).items() if k != "mode"}
-    for metric, mode in (("val_loss", "min"), ("train_loss", "min"), ("val_accuracy", "max")):
+    for metric, mode in (("val_loss", "min"), ("val_accuracy", "max")):
         path = tmp_path / f"{metric}.yaml"
         path.write_text(yaml.safe_dump({**raw, "metric": metric}))
         assert load_space(path).mode == mode

@@ -15,7 +15,8 @@ from trainable.optim import OPTIMIZERS, SCHEDULERS
 from trainable.report import LocalReporter
 from trainable.sampling import SAMPLERS
 from trainable.checkpoint import CHECKPOINT_FILE, VAL_PROBABILITIES_FILE
-from trainable.train import DIVERGED, batch_slices, classification_metrics, setup, train, train_epoch
+from trainable.metrics import diverged
+from trainable.train import batch_slices, classification_metrics, setup, train, train_epoch
 from trainable.errors import UserError
 
 FAST = {"backbone": "simple_cnn", "epochs": 3, "batch_size": 32, "lr": 3e-3, "threads": 1}
@@ -217,7 +218,7 @@ class PoisonAfterEpoch:
 
 def _assert_diverged_at_once(metrics, reporter):
     assert metrics["diverged"] == 1 and len(reporter.history) == 1
-    assert {k: metrics[k] for k in DIVERGED} == DIVERGED
+    assert {k: metrics[k] for k in diverged()} == diverged()
     assert not (reporter.root / "checkpoint" / VAL_PROBABILITIES_FILE).exists()
 
 
@@ -272,7 +273,7 @@ def test_out_of_memory_ends_the_trial_once_as_infeasible(three_digits, tmp_path,
     monkeypatch.setattr("trainable.train.release", released.append)
     metrics, reporter = _run({"epochs": 3}, three_digits, tmp_path)  # returns: nothing to retry
     assert metrics["out_of_memory"] == 1 and metrics["diverged"] == 1 and len(reporter.history) == 1
-    assert {k: metrics[k] for k in DIVERGED} == DIVERGED
+    assert {k: metrics[k] for k in diverged()} == diverged()
     lines = [r.getMessage() for r in caplog.records if "out of memory" in r.getMessage()]
     assert len(lines) == 1 and "batch size 32" in lines[0] and "GPU fraction 1" in lines[0]
     assert released == [torch.device("cpu")] * 2  # after the error, and when the trial ends

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from trainable.display import MANY_CLASSES
+
 
 @dataclass(eq=False)
 class ImageDataset:
@@ -73,7 +75,7 @@ class ImageDataset:
                  f"normalization {self.normalization.get('method')}"]
         for name in self.splits:
             per_class = self.class_counts(name)
-            if len(per_class) > 12:  # 100 classes: the range and the rarest, not 100 counts
+            if len(per_class) > MANY_CLASSES:  # 100 classes: the range and the rarest, not 100 counts
                 rarest = sorted(per_class.items(), key=lambda kv: kv[1])[:3]
                 counts = (f"{min(per_class.values())}-{max(per_class.values())} a class; fewest: "
                           + ", ".join(f"{k}: {v}" for k, v in rarest))

@@ -7,7 +7,7 @@ set the values at the first rungs are all within the validation split's noise of
 through 6 epochs, one standard error 0.025), and the cut falls on whichever trial the noise put lowest,
 the default configuration included; the same configuration then wins one run and is cut in the
 next. :class:`MarginASHA` is ASHA whose cutoff is lowered by ``margin`` standard errors of the
-metric at the cutoff (:func:`trainable.decide.standard_error`: Hanley and McNeil's for AUC, the
+metric at the cutoff (:func:`trainable.metrics.standard_error`: Hanley and McNeil's for AUC, the
 binomial one for accuracy), on the search's validation labels: a trial stops only when it is
 behind by more than the split's noise. Where the values spread widely (digits after one epoch:
 0.13 to 0.93) it decides as ASHA does. ``benchmarks/rung_margin.py`` replays both rules on
@@ -20,7 +20,7 @@ import numpy as np
 from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from search.tune.adapter import asha_bracket_base, asha_brackets
-from trainable.decide import standard_error
+from trainable.metrics import standard_error
 
 
 def margin_applies(space, val_labels) -> bool:
