@@ -48,7 +48,8 @@ def replay(results: Path, out: Path, variant: str, seconds: float | None, thread
     from search.results.train_on import trial_config
     from search.plan.data import prepare_data
     from search.space import load_space
-    from search.results.train_on import RECORD_FILE, TRAIN_ON_DIR, continue_trial, keep
+    from search.files import TRAIN_ON_DIR, TRAIN_ON_RECORD as RECORD_FILE
+    from search.results.train_on import continue_trial, keep
     from trainable.optim import end_with
 
     record = json.loads((results / TRAIN_ON_DIR / RECORD_FILE).read_text())

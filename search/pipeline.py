@@ -21,6 +21,7 @@ from search.plan.data import prepare_data
 from search.plan.fit import Fitted, concurrent_trials, fit_budget
 from search.request import Request
 from search.space import Space
+from search.stop import Stopped, honoured
 from search.tune import cluster
 from search.tune.cluster import check_resources, cluster_has_gpu, share_data, start_ray
 from search.final.finish import write_results
@@ -165,35 +166,57 @@ def search_trials(tuner, plan: Request, space: Space) -> tuple:
     return grid, elapsed, began_at, complete
 
 
+def forget_unstarted(plan: Request) -> None:
+    """A new search stopped before its trials began: its saved space goes too, so the same
+    command starts it again (``--resume`` would find no experiment to continue)."""
+    from ray import tune
+
+    if (plan.folder / SPACE_COPY).is_file() and not tune.Tuner.can_restore(plan.experiment):
+        (plan.folder / SPACE_COPY).unlink()
+
+
 def run_search(plan: Request, mode: str) -> Outcome:
     """Every stage of a new or resumed search on the Ray cluster ``--address`` names (or a local
-    Ray), with W&B in ``mode``; Ray is shut down at the end, whatever happens."""
+    Ray), with W&B in ``mode``; Ray is shut down at the end, whatever happens. Ctrl-C or SIGTERM
+    in any stage raises :class:`search.stop.Stopped` once what is done is kept."""
     import ray
 
     prepare_environment()
     job_warning(plan.args, plan.storage)
     target = cluster.ray_address(plan.args.address)
-    nodes = start_ray(target)
     callback = None
-    try:
-        fitted, sharing = fit(plan, target, nodes)
-        space, dataset = fitted.space, fitted.dataset
-        tuner, callback = (resume_search if plan.args.resume else start_search)(plan, fitted, sharing, mode)
-        grid, elapsed, began_at, complete = search_trials(tuner, plan, space)
-        results, trained_on = keep_training(grid, plan, fitted, sharing, nodes, began_at, complete, elapsed)
-        summary = write_results(results, space, plan.name, dataset, plan.folder, plan.experiment, complete=complete,
-                                cluster={"address": target, "nodes": len(nodes),
-                                         "data_sharing": sharing, "storage": plan.storage},
-                                extra={"budget": fitted.record(), "trials_s": elapsed, "trials_began": began_at,
-                                       "train_on": trained_on})
-        if callback is not None:
-            callback.close()  # the offline runs complete before they are copied
-            callback = None
-        review(space, plan.name, plan.folder, mode, summary)
-        if cluster.is_uri(plan.storage):
-            print(f"results copied to {cluster.upload_folder(plan.folder, plan.storage, plan.name)}/", flush=True)
-    finally:
-        if callback is not None:  # W&B calls still queued, if the search ended abruptly
-            callback.close()
-        ray.shutdown()
+    with honoured() as stages:
+        try:
+            with stages.running("the setup"):
+                nodes = start_ray(target)
+                stages.install()
+                fitted, sharing = fit(plan, target, nodes)
+                space, dataset = fitted.space, fitted.dataset
+                tuner, callback = (resume_search if plan.args.resume else start_search)(plan, fitted, sharing, mode)
+            with stages.trials():
+                grid, elapsed, began_at, complete = search_trials(tuner, plan, space)
+            with stages.running("the training on"):
+                results, trained_on = keep_training(grid, plan, fitted, sharing, nodes, began_at, complete, elapsed)
+            with stages.running("the final stage"):
+                summary = write_results(results, space, plan.name, dataset, plan.folder, plan.experiment,
+                                        complete=complete, cluster={"address": target, "nodes": len(nodes),
+                                                                    "data_sharing": sharing, "storage": plan.storage},
+                                        extra={"budget": fitted.record(), "trials_s": elapsed,
+                                               "trials_began": began_at, "train_on": trained_on})
+            if callback is not None:
+                callback.close()  # the offline runs complete before they are copied
+                callback = None
+            with stages.running("the report"):
+                review(space, plan.name, plan.folder, mode, summary)
+                if cluster.is_uri(plan.storage):
+                    print(f"results copied to {cluster.upload_folder(plan.folder, plan.storage, plan.name)}/",
+                          flush=True)
+        except Stopped as stopped:
+            if stopped.stage == "the setup" and not plan.args.resume:
+                forget_unstarted(plan)
+            raise
+        finally:
+            if callback is not None:  # W&B calls still queued, if the search ended abruptly
+                callback.close()
+            ray.shutdown()
     return Outcome(summary, space, elapsed, complete)

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 import yaml
 
-from search.files import MODEL_FILE, SPACE_COPY
+from search.files import MODEL_FILE, PREDICT_FILE, SPACE_COPY
 from trainable.data import DataConfig, apply_normalization
 from trainable.data.decode import FITS_SUFFIXES, RASTER_SUFFIXES, decodable, decode_images, read_image
 from trainable.errors import DataError, UserError, exit_on_user_error
@@ -39,7 +39,6 @@ from trainable.export import ExportedModel, load_model
 
 # What read_image decodes (decode.decodable), for messages.
 IMAGE_SUFFIXES = (".npy", *FITS_SUFFIXES, *(s + ".gz" for s in FITS_SUFFIXES), *RASTER_SUFFIXES)
-PREDICTIONS_FILE = "predictions.csv"
 _FILES_PER_STEP = 1024  # decoded at a time: bounds memory on large folders
 
 
@@ -158,7 +157,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("results", help="a finished search's results folder (results/<name>)")
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="image files, or folders searched recursively")
-    parser.add_argument("--out", help=f"the CSV to write (default RESULTS/{PREDICTIONS_FILE})")
+    parser.add_argument("--out", help=f"the CSV to write (default RESULTS/{PREDICT_FILE})")
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                         help="average the probabilities over the model's views of each image: its "
                              "final.tta mode, else the 8 rotations and flips (default: as the model's "
@@ -175,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         problem = "no such folder" if not folder.is_dir() else f"holds no {MODEL_FILE}"
         raise UserError(f"{folder}: {problem} (expected the results folder of a finished search)")
     files = list_images(args.paths)
-    out = Path(args.out) if args.out else folder / PREDICTIONS_FILE
+    out = Path(args.out) if args.out else folder / PREDICT_FILE
     if out.is_dir() or out.resolve() in {f.resolve() for f in files}:
         raise UserError(f"--out {out}: is {'a folder' if out.is_dir() else 'one of the input images'}")
     model = load_model(folder / MODEL_FILE, "cuda" if torch.cuda.is_available() else "cpu")

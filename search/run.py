@@ -20,10 +20,8 @@ import sys
 from pathlib import Path
 
 from search.files import REPORT_FOLDER
-from search.final.describe import describe as describe_final, describe_seeds, side_by_side
 from search.plan.estimate import check_flags, dry_run
 from search.request import check_before_ray, new_request, resume_request
-from search.results.pareto import describe_pareto
 from search.space import Space
 from trainable.errors import exit_on_user_error
 
@@ -59,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def print_summary(summary: dict, space: Space, folder: Path, mode: str, elapsed: float) -> None:
     """The leaderboard, the best model's test metrics and where everything is."""
+    from search.final.describe import describe as describe_final, describe_seeds, side_by_side
+    from search.results.pareto import describe_pareto
     from search.results.records import format_table, leaderboard
     from search.tune.progress import parameter_columns
     from trainable.decide import few_negatives_note
@@ -101,6 +101,16 @@ def print_summary(summary: dict, space: Space, folder: Path, mode: str, elapsed:
         print(f"W&B runs: project {space.wandb.project}, group {summary['name']!r}")
 
 
+def how_to_continue(args: argparse.Namespace, request, stage: str) -> str:
+    """The one line printed when a signal stopped the search during ``stage``."""
+    if stage == "the setup" and not args.resume:
+        return "stopped before the trials began; nothing was kept: run the same command to start again"
+    flags = f" --name {request.name}" + (f" --results {args.results}" if args.results != "results" else "")
+    flags += f" --storage {args.storage}" if args.storage else ""
+    return (f"stopped during {stage}; what was done is kept in {request.folder}: continue with "
+            f"python -m search.run {args.space}{flags} --resume")
+
+
 @exit_on_user_error
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
@@ -112,16 +122,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from search.pipeline import run_search
 
-    outcome = run_search(request, mode)
-    summary, space = outcome.summary, outcome.space
-    print_summary(summary, space, request.folder, mode, outcome.elapsed)
-    if summary["best_trial"] is None:
-        return 1
-    if not outcome.complete and not space.search.time_budget:
-        print(f"the search stopped before all its trials finished; continue it with:\n"
-              f"  python -m search.run {args.space} --name {request.name} --resume", flush=True)
-        return 130
-    return 0
+    from search.stop import Stopped
+
+    try:
+        outcome = run_search(request, mode)
+    except Stopped as stopped:
+        print(how_to_continue(args, request, stopped.stage), file=sys.stderr, flush=True)
+        return stopped.exit_status
+    print_summary(outcome.summary, outcome.space, request.folder, mode, outcome.elapsed)
+    return 1 if outcome.summary["best_trial"] is None else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # search/'s stages, each importing only the ones before it; commands and the pipeline last.
 STAGES = ["search.files", "search.space", "search.plan", "search.tune", "search.results", "search.final",
-          "search.report", "search.request", "search.pipeline", "search.run", "search.predict"]
+          "search.report", "search.request", "search.stop", "search.pipeline", "search.run", "search.predict"]
 
 
 def module_name(path: Path) -> str:

@@ -77,6 +77,16 @@ def load_best(folder: str | os.PathLike) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
 
 
+def replace_best_weights(source: str | os.PathLike, target: str | os.PathLike,
+                         weights: dict[str, torch.Tensor]) -> None:
+    """Write the best-epoch file of folder ``target``: that of folder ``source`` (its description
+    kept) with the model's weights replaced by ``weights`` (BatchNorm statistics recomputed, a
+    refit's)."""
+    saved = load_best(source)
+    saved["model"] = {k: v.detach().cpu() for k, v in weights.items()}
+    torch.save(saved, Path(target) / BEST_FILE)
+
+
 def restore_best(state: dict[str, Any], folder: str | os.PathLike,
                  mode: str) -> tuple[Best, dict[str, torch.Tensor] | None]:
     """The best record and weights a resumed trial goes on from."""

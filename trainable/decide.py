@@ -16,6 +16,8 @@ labels ``(N,)`` as NumPy arrays.
 * ``fit_temperature`` / ``calibrate``: one temperature ``T`` fitted on the validation split by
   minimum negative log-likelihood (Guo et al. 2017); ``softmax((log p + w) / T)``, ``w`` the
   prior correction.
+* ``accuracy_f1_auc(p, y, predicted)``: accuracy, macro F1 and ROC AUC, the one computation of
+  them that a trial's validation metrics and the final report's ``decision_metrics`` share.
 """
 
 from __future__ import annotations
@@ -203,6 +205,34 @@ def decide(probabilities: np.ndarray, threshold: float | None = None) -> np.ndar
     return probabilities.argmax(1)
 
 
+def accuracy_f1_auc(probabilities: np.ndarray, labels: np.ndarray, predicted: np.ndarray, *,
+                    every_class: bool) -> tuple[float, float, float | None]:
+    """Accuracy and macro F1 of the ``predicted`` classes, and the ROC AUC of ``probabilities``
+    (binary: of class 1's probability; else one-vs-rest, macro over the classes).
+
+    Args:
+        every_class: The macro F1 averages over every class of ``probabilities``, one absent
+            from both ``labels`` and ``predicted`` scoring 0 (the final report's); else over the
+            classes that occur in either (scikit-learn's default; a trial's ``val_f1``).
+
+    Returns:
+        ``(accuracy, macro F1, AUC)``; the AUC is None when a class is missing from ``labels``:
+        it is undefined then.
+    """
+    labels = np.asarray(labels)
+    num_classes = probabilities.shape[1]
+    classes = np.arange(num_classes)
+    accuracy = float(accuracy_score(labels, predicted))
+    f1 = float(f1_score(labels, predicted, average="macro", labels=classes if every_class else None,
+                        zero_division=0))
+    if len(np.unique(labels)) < num_classes:
+        return accuracy, f1, None
+    if num_classes == 2:
+        return accuracy, f1, float(roc_auc_score(labels, probabilities[:, 1]))
+    return accuracy, f1, float(roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
+                                             labels=classes))
+
+
 def decision_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: float | None = None,
                      class_names: list[str] | None = None) -> dict:
     """Everything a split's predictions are judged by: accuracy, macro F1, precision and recall
@@ -214,19 +244,15 @@ def decision_metrics(probabilities: np.ndarray, labels: np.ndarray, threshold: f
     predicted = decide(probabilities, threshold)
     binary = num_classes == 2
     average = "binary" if binary else "macro"
+    accuracy, f1_macro, auc = accuracy_f1_auc(probabilities, labels, predicted, every_class=True)
     out = {"n": int(len(labels)), "threshold": threshold if binary else None,
-           "accuracy": float(accuracy_score(labels, predicted)),
-           "f1_macro": float(f1_score(labels, predicted, average="macro", labels=np.arange(num_classes),
-                                      zero_division=0)),
+           "accuracy": accuracy, "f1_macro": f1_macro,
            "precision": float(precision_score(labels, predicted, average=average, zero_division=0,
                                               **({} if binary else {"labels": np.arange(num_classes)}))),
            "recall": float(recall_score(labels, predicted, average=average, zero_division=0,
                                         **({} if binary else {"labels": np.arange(num_classes)}))),
-           "auc": None, "nll": nll(probabilities, labels),
+           "auc": auc, "nll": nll(probabilities, labels),
            "ece": expected_calibration_error(probabilities, labels)}
-    if len(np.unique(labels)) == num_classes:
-        out["auc"] = float(roc_auc_score(labels, probabilities[:, 1]) if binary else roc_auc_score(
-            labels, probabilities, multi_class="ovr", average="macro", labels=np.arange(num_classes)))
     if binary:
         negatives = int((labels == 0).sum())
         out.update(tpr0=tpr_before_fp(labels, probabilities[:, 1], 1),

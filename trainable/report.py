@@ -14,6 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+CHECKPOINT_DIR = "checkpoint"  # a local reporter's last checkpoint, under its root
+METRICS_FILE = "metrics.jsonl"  # a local reporter's epochs, one JSON line each
+
 
 class Reporter(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None: ...
@@ -22,7 +25,8 @@ class Reporter(Protocol):
 
 
 class LocalReporter:
-    """Keeps the last checkpoint in ``root/checkpoint`` and every epoch's metrics in ``history``."""
+    """Keeps the last checkpoint in ``root/checkpoint`` and every epoch's metrics in ``history``
+    (and in ``root/metrics.jsonl``)."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -31,17 +35,17 @@ class LocalReporter:
     def report(self, metrics: dict[str, Any], checkpoint_dir: str) -> None:
         self.history.append(dict(metrics))
         self.root.mkdir(parents=True, exist_ok=True)
-        staging = self.root / "checkpoint.partial"
+        staging = self.root / f"{CHECKPOINT_DIR}.partial"
         shutil.rmtree(staging, ignore_errors=True)
         shutil.copytree(checkpoint_dir, staging)
-        shutil.rmtree(self.root / "checkpoint", ignore_errors=True)
-        staging.rename(self.root / "checkpoint")
-        with open(self.root / "metrics.jsonl", "a") as out:
+        shutil.rmtree(self.root / CHECKPOINT_DIR, ignore_errors=True)
+        staging.rename(self.root / CHECKPOINT_DIR)
+        with open(self.root / METRICS_FILE, "a") as out:
             out.write(json.dumps(metrics) + "\n")
 
     @contextlib.contextmanager
     def restore(self) -> Iterator[str | None]:
-        path = self.root / "checkpoint"
+        path = self.root / CHECKPOINT_DIR
         yield str(path) if path.is_dir() else None
 
 

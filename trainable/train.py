@@ -6,9 +6,10 @@
                     LocalReporter("runs/try1"))
 
 ``train`` is a plain function: the search driver wraps it for Ray Tune with a
-:class:`~trainable.report.RayReporter`. All randomness of epoch ``e`` (sampling order,
-augmentation, dropout) is drawn from generators seeded with ``(seed, e)``, so a run resumed from
-the checkpoint of epoch ``e - 1`` continues exactly as an uninterrupted one would.
+:class:`~trainable.report.RayReporter`. An epoch's randomness comes from ``(seed, epoch)`` alone
+(:mod:`trainable.epoch`), so a run resumed from the checkpoint of epoch ``e - 1`` continues
+exactly as an uninterrupted one would. One epoch's step is :mod:`trainable.epoch`, its
+validation :mod:`trainable.evaluate`, the trial's objects and saved state :mod:`trainable.trial`.
 """
 
 from __future__ import annotations
@@ -17,50 +18,35 @@ import logging
 import math
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
 
 from trainable import checkpoint, cost
-from trainable.augment import AugmentConfig, augment
+from trainable.augment import AugmentConfig
 from trainable.best import BEST_EPOCH, MODES, Best, best_key
 from trainable.config import TrainConfig
 from trainable.data import ImageDataset
-from trainable.decide import tpr_before_fp
-from trainable.device import (SplitRows, autocast_dtype, batches, bf16_native, data_placement,
-                              place_split, release, split_bytes, to_device, trial_cpus,
-                              trial_gpu_fraction)
+from trainable.device import (SplitRows, autocast_dtype, bf16_native, data_placement, place_split, release,
+                              split_bytes, trial_cpus, trial_gpu_fraction)
+from trainable.epoch import batch_slices, train_epoch
 from trainable.errors import UserError
+from trainable.evaluate import classification_metrics, predict, validation_metrics
 from trainable.losses import LOSSES, build_loss
 from trainable.metrics import SEARCHABLE, diverged
 from trainable.models import build_backbone
 from trainable.optim import build_optimizer, build_scheduler, end_with
 from trainable.report import LocalReporter, Reporter
-from trainable.sampling import SAMPLERS, epoch_indices
+from trainable.sampling import SAMPLERS
+from trainable.trial import Trial, load_checkpoint, training_state
+
+# What other modules import from here; the step, the validation and the trial's state live in
+# trainable.epoch, trainable.evaluate and trainable.trial.
+__all__ = ["Trial", "batch_slices", "classification_metrics", "place_data", "predict", "setup",
+           "time_training", "train", "train_epoch"]
 
 log = logging.getLogger(__name__)
-
-@dataclass
-class Trial:
-    """The objects one trial trains with."""
-
-    config: TrainConfig
-    model: torch.nn.Module
-    loss: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    augment: AugmentConfig
-    device: torch.device
-    autocast_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler  # loss scaling for float16 autocast; a no-op otherwise
-    gpu_fraction: float = 1.0  # of its GPU, as Ray assigned it: sizes what the trial may hold
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
@@ -96,162 +82,6 @@ def setup(config: TrainConfig, dataset: ImageDataset) -> Trial:
                  amp_dtype, scaler, trial_gpu_fraction() if cuda else 1.0)
 
 
-def batch_slices(count: int, batch_size: int) -> list[slice]:
-    """The training batches of an epoch of ``count`` samples: full batches only.
-
-    A ragged last batch is dropped, so every step has one shape (cuDNN's benchmark mode tunes
-    its kernels once a trial) and batch norm never sees a batch of one. The sampling order
-    changes every epoch, so no sample is left out for good. Fewer than ``batch_size`` samples
-    make one batch of all of them. Validation (:func:`predict`) keeps every row: its ragged
-    last batch has the same shape every epoch, so it is tuned once.
-    """
-    if count <= batch_size:
-        return [slice(0, count)]
-    return [slice(s, s + batch_size) for s in range(0, count - batch_size + 1, batch_size)]
-
-
-def train_epoch(trial: Trial, images: torch.Tensor, labels: torch.Tensor, epoch: int,
-                rows: torch.Tensor | None = None) -> float:
-    """One pass over the training split in the sampling strategy's order.
-
-    ``labels`` are the training labels (on the host). ``images`` are the training images, or,
-    with ``rows`` (the training split's row numbers), the whole set: batches are then gathered
-    from it, so concurrent trials share one copy of the data (Ray's object store) instead of
-    each copying its training split. Images already on the trial's device are indexed there.
-
-    Returns:
-        The mean training loss, or NaN when a step's loss or, after the epoch, a weight is not
-        finite: the trial diverged. Both are accumulated on the device and read once, at the
-        end of the epoch (a check per step would wait for the device every step).
-    """
-    config, device = trial.config, trial.device
-    seed = epoch_seed(config.seed, epoch)
-    torch.manual_seed(seed)  # dropout and anything else drawing from torch's global generator
-    generator = torch.Generator(device).manual_seed(seed)
-    order = torch.from_numpy(epoch_indices(config.sampling, labels.numpy(), config.seed, epoch))
-    trial.model.train()
-    loss_sum = torch.zeros((), device=device)
-    finite = torch.ones((), dtype=torch.bool, device=device)
-    count = 0
-    split = SplitRows(images, labels, rows)
-    for x, y in batches(split, order, batch_slices(len(order), config.batch_size), device):
-        if trial.augment.enabled:
-            x = augment(x, trial.augment, generator)
-        if device.type == "cuda" and config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=trial.autocast_dtype,
-                            enabled=trial.autocast_dtype is not None):
-            loss = trial.loss(trial.model(x), y)
-        trial.optimizer.zero_grad(set_to_none=True)
-        trial.scaler.scale(loss).backward()
-        trial.scaler.step(trial.optimizer)
-        trial.scaler.update()
-        loss = loss.detach().float()
-        loss_sum += loss * len(y)
-        finite &= torch.isfinite(loss)
-        count += len(y)
-    if trial.scheduler is not None:
-        trial.scheduler.step()
-    finite &= parameters_finite(trial.model)
-    total, ok = torch.stack([loss_sum, finite.float()]).tolist()  # the epoch's one sync
-    return total / max(count, 1) if ok else math.nan
-
-
-def parameters_finite(model: torch.nn.Module) -> torch.Tensor:
-    """Whether every weight is finite, as a boolean tensor on the weights' device (no sync)."""
-    return torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
-
-
-@torch.no_grad()
-def predict(trial: Trial, images: torch.Tensor, batch_size: int = 256,
-            rows: torch.Tensor | None = None) -> torch.Tensor:
-    """Class probabilities (N, num_classes) for ``images`` (or ``images[rows]``, gathered a batch
-    at a time), in evaluation mode; on the host, copied there once."""
-    trial.model.eval()
-    out = []
-    count = len(images) if rows is None else len(rows)
-    for start in range(0, count, batch_size):
-        index = slice(start, start + batch_size)
-        x = to_device(images[index] if rows is None else images[rows[index]], trial.device)
-        if trial.device.type == "cuda" and trial.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(trial.device.type, dtype=trial.autocast_dtype,
-                            enabled=trial.autocast_dtype is not None):
-            out.append(trial.loss.probabilities(trial.model(x)).float())
-    return torch.cat(out).cpu()
-
-
-def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy, macro F1 and ROC AUC (binary, or one-vs-rest macro) with scikit-learn; for a
-    binary task also ``tpr10``, the lens challenge's true-positive rate before the tenth false
-    positive (:func:`trainable.decide.tpr_before_fp`), which a search can rank by (``val_tpr10``).
-
-    AUC and TPR10 are NaN when a class is missing from ``labels`` (they are undefined then).
-
-    Raises:
-        ValueError: ``probabilities`` are not all finite: a diverged model has no metrics.
-    """
-    if not np.isfinite(probabilities).all():
-        raise ValueError("probabilities are not all finite: the model diverged")
-    predicted = probabilities.argmax(1)
-    metrics = {"accuracy": accuracy_score(labels, predicted),
-               "f1": f1_score(labels, predicted, average="macro")}
-    num_classes = probabilities.shape[1]
-    if len(np.unique(labels)) < num_classes:
-        metrics["auc"] = math.nan
-        if num_classes == 2:
-            metrics["tpr10"] = math.nan
-    elif num_classes == 2:
-        metrics["auc"] = roc_auc_score(labels, probabilities[:, 1])
-        metrics["tpr10"] = tpr_before_fp(labels, probabilities[:, 1], 10)
-    else:
-        metrics["auc"] = roc_auc_score(labels, probabilities, multi_class="ovr", average="macro",
-                                       labels=np.arange(num_classes))
-    return {k: float(v) for k, v in metrics.items()}
-
-
-def validation_metrics(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """Validation loss (of the probabilities), accuracy, macro F1 and ROC AUC."""
-    log_p = torch.log(probabilities.clamp_min(1e-12))
-    val_loss = torch.nn.functional.nll_loss(log_p, labels).item()
-    metrics = classification_metrics(probabilities.numpy(), labels.numpy())
-    return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
-
-
-def validate(trial: Trial, images: torch.Tensor, labels: torch.Tensor,
-             rows: torch.Tensor | None = None, with_probabilities: bool = False):
-    """Validation loss, accuracy, macro F1 and ROC AUC; ``rows`` as in :func:`predict`. With
-    ``with_probabilities``, also the class probabilities: ``(metrics, probabilities)``.
-
-    Raises:
-        ValueError: The probabilities are not all finite (see :func:`classification_metrics`).
-    """
-    probabilities = predict(trial, images, batch_size=trial.config.batch_size * 2, rows=rows)
-    metrics = validation_metrics(probabilities, labels)
-    return (metrics, probabilities.numpy()) if with_probabilities else metrics
-
-
-def training_state(trial: Trial, epoch: int, costs: dict[str, float] | None = None) -> dict[str, Any]:
-    """What resume needs of the trial after epoch ``epoch`` (0-based), with the costs measured
-    before its first epoch (:mod:`trainable.cost`)."""
-    return {"model": trial.model.state_dict(), "optimizer": trial.optimizer.state_dict(),
-            "scheduler": trial.scheduler.state_dict() if trial.scheduler else None,
-            "scaler": trial.scaler.state_dict(), "epoch": epoch, "costs": costs or {}}
-
-
-def load_checkpoint(trial: Trial, folder: str, mode: str = "max") -> tuple[int, Best, dict | None, dict]:
-    """Restore a trial's state from a checkpoint folder; returns the epoch to continue from, the
-    best value, epoch and weights so far, and the costs measured before the first epoch."""
-    state = checkpoint.load_state(folder, trial.device)
-    trial.model.load_state_dict(state["model"])
-    trial.optimizer.load_state_dict(state["optimizer"])
-    if trial.scheduler is not None and state["scheduler"] is not None:
-        trial.scheduler.load_state_dict(state["scheduler"])
-    if state.get("scaler"):
-        trial.scaler.load_state_dict(state["scaler"])
-    return (state["epoch"] + 1, *checkpoint.restore_best(state, folder, mode), dict(state.get("costs") or {}))
-
-
 def place_data(trial: Trial, dataset: ImageDataset) -> tuple[SplitRows, SplitRows]:
     """The train and val splits where the trial reads them, and one printed line saying where:
     copied to the GPU once when they fit the trial's share of it, else row numbers into the
@@ -271,7 +101,8 @@ def place_data(trial: Trial, dataset: ImageDataset) -> tuple[SplitRows, SplitRow
 def _epoch(trial: Trial, train_split: SplitRows, val_split: SplitRows,
            epoch: int) -> tuple[dict[str, float], np.ndarray | None]:
     """Train and validate one epoch: its metrics and validation probabilities; or, when the loss,
-    a weight or a probability is not finite, the worst value of every metric (:func:`trainable.metrics.diverged`) and None."""
+    a weight or a probability is not finite, the worst value of every metric
+    (:func:`trainable.metrics.diverged`) and None."""
     train_loss = train_epoch(trial, train_split.images, train_split.labels, epoch,
                              rows=train_split.rows)
     if math.isfinite(train_loss):

@@ -85,7 +85,7 @@ def finish(grid, summary: dict[str, Any], records: list[dict[str, Any]], chosen:
                    best_val={space.metric: best["best"], "epoch": best["best_epoch"]})
     if final is None:
         return
-    probabilities = final.pop("test_probabilities")
+    probabilities, final = final.test_probabilities, final.record()
     test = evaluate(model_path, dataset, probabilities=probabilities)
     write_predictions(folder, dataset, probabilities, threshold=final["threshold"])
     annotate_model(model_path, test={k: test[k] for k in ("accuracy", "f1_macro", "auc", "threshold")})

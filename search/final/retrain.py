@@ -57,7 +57,7 @@ def run_job(config: dict[str, Any], metric: str, mode: str, merge_val: bool = Fa
     ``merge_val``, the last epoch's weights (the refit has no split left to pick an epoch on)."""
     from search.tune.trainable import node_dataset
     from trainable import checkpoint
-    from trainable.report import LocalReporter
+    from trainable.report import CHECKPOINT_DIR, LocalReporter
     from trainable.train import train
 
     dataset = dataset if dataset is not None else node_dataset(data)
@@ -68,7 +68,7 @@ def run_job(config: dict[str, Any], metric: str, mode: str, merge_val: bool = Fa
         train(config, dataset, reporter, metric, mode)
         weights = None
         if merge_val:
-            state = checkpoint.load_state(Path(root, "checkpoint"), "cpu")
+            state = checkpoint.load_state(Path(root, CHECKPOINT_DIR), "cpu")
             weights = {k: v.detach().cpu() for k, v in state["model"].items()}
         return reporter.history, weights
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import torch
 from search.final.describe import tta_suffix
 from search.final.retrain import refit_job, run_jobs, seed_check, seed_jobs, with_val_in_train
 from search.space import Space
-from trainable.checkpoint import BEST_FILE, fetch_best
+from trainable.checkpoint import fetch_best, replace_best_weights
 from trainable.data import ImageDataset
 from trainable.decide import calibrate, choose_threshold, decision_metrics, fit_temperature, prior_log_weights
 from trainable.best import top, within
@@ -79,9 +80,7 @@ def refresh_member(member, folder: Path, dataset: ImageDataset, val: tuple[torch
     after = decision_metrics(member.probabilities(images), labels)[key]
     better = before is None or within(after, before, 0.0, space.mode)  # at least as good
     if better:
-        state = torch.load(folder / BEST_FILE, map_location="cpu", weights_only=True)
-        state["model"] = {k: v.detach().cpu() for k, v in member.network.state_dict().items()}
-        torch.save(state, folder / BEST_FILE)
+        replace_best_weights(folder, folder, member.network.state_dict())
     else:
         member.network.load_state_dict(before_state)
     return {"trial_id": member.trial_id, "batchnorm": "recomputed" if better else "as trained",
@@ -118,9 +117,96 @@ def _step(name: str, val: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray,
             "val": decision_metrics(p_val, y_val, threshold), "test": decision_metrics(p_test, y_test, threshold)}
 
 
+@dataclass
+class Final:
+    """What the final stage built (:func:`run_final`); :meth:`record` is ``summary["final"]``."""
+
+    steps: list[dict[str, Any]]  # the side-by-side table's rows
+    final: str  # the name of the step written as the model
+    members: list[str]  # the model's trials
+    candidates: list[str]  # the trials within a standard error of the best
+    tolerance: float | None  # that standard error
+    left_out: list[dict[str, Any]]  # the best trials further from the best
+    choice_tolerance: float | None  # the standard error the steps were chosen within
+    batchnorm: list[dict[str, Any]]  # each member's BatchNorm refresh
+    decision: dict[str, Any]  # temperature, threshold, threshold_rule, threshold_counts, tta
+    seeds: list[dict[str, Any]] | None  # final.seeds' check
+    refit: dict[str, Any] | None  # final.refit's record
+    seconds: float
+    test_probabilities: np.ndarray  # the written model's own, on the test split
+
+    def record(self) -> dict[str, Any]:
+        return {"steps": self.steps, "final": self.final, "members": self.members, "candidates": self.candidates,
+                "tolerance": self.tolerance, "left_out": self.left_out, "choice_tolerance": self.choice_tolerance,
+                "batchnorm": self.batchnorm, **self.decision, "seeds": self.seeds, "refit": self.refit,
+                "seconds": self.seconds}
+
+
+def retrain(chosen, space: Space, dataset: ImageDataset, sharing: str | None):
+    """What trains (:mod:`search.final.retrain`): the seed check on every candidate, the refit of
+    the best. Returns the seed table, the refit's (history, weights) and the seconds taken."""
+    began = time.perf_counter()
+    seeds = space.final.seeds
+    jobs = seed_jobs(chosen, space, seeds) if seeds else []
+    if space.final.refit:
+        jobs.append(refit_job(*chosen[0], space))
+    if jobs:
+        print(f"final stage: training {len(jobs)} run(s): " + ", ".join(job.name for job in jobs), flush=True)
+    trained = run_jobs(jobs, space, dataset, sharing)
+    seed_table = seed_check(chosen, [h for h, _ in trained[:len(chosen) * seeds]], space, seeds) if seeds else None
+    return seed_table, trained[-1] if space.final.refit else None, time.perf_counter() - began
+
+
+def member_folders(chosen, space: Space, dataset: ImageDataset, scratch: Path) -> tuple[list[Path], list[dict]]:
+    """Each chosen trial's best checkpoint fetched into ``scratch``, and its member record (its
+    trial and prior correction)."""
+    dirs = []
+    for i, (_, result) in enumerate(chosen):
+        folder = scratch / str(i)
+        folder.mkdir()
+        fetch_best(result.checkpoint, folder)
+        dirs.append(folder)
+    train_labels = dataset.split("train")[1].numpy()
+    members = [{"trial_id": record["trial_id"],
+                "log_weights": member_log_weights({**space.trial, **(record["config"] or {})}, train_labels,
+                                                  dataset.num_classes).tolist()} for record, _ in chosen]
+    return dirs, members
+
+
+def side_by_side_steps(model, undo: np.ndarray, val, test, space: Space) -> list[dict[str, Any]]:
+    """The table's rows: the best trial as the search left it (its own probabilities, before its
+    BatchNorm refresh and prior correction: ``model``'s first member is read before those), then
+    the best trial and the ensemble, calibrated, each with TTA too when ``final.tta``."""
+    (val_images, y_val), (test_images, y_test) = val, test
+    raw = {split: calibrate(model.members[0].probabilities(images), 1.0, undo)
+           for split, images in (("val", val_images), ("test", test_images))}
+    return [_step("best trial, argmax", (raw["val"], y_val), (raw["test"], y_test), space, calibrated=False)]
+
+
+def averaged_steps(model, val, test, space: Space) -> list[dict[str, Any]]:
+    """The calibrated rows: the best member alone and all members averaged, each plain and, with
+    ``final.tta``, over its views; every member's probabilities are computed once."""
+    (val_images, y_val), (test_images, y_test) = val, test
+    views = [False, space.final.tta] if space.final.tta else [False]
+    probabilities = {(i, tta, split): member.probabilities(images, tta=tta)
+                     for i, member in enumerate(model.members) for tta in views
+                     for split, images in (("val", val_images), ("test", test_images))}
+
+    def mean(count: int, tta, split: str) -> np.ndarray:
+        return np.mean([probabilities[(i, tta, split)] for i in range(count)], axis=0)
+
+    steps = []
+    for count in sorted({1, len(model.members)}):
+        for tta in views:
+            name = ("best trial" if count == 1 else f"ensemble of {count}") + tta_suffix(tta)
+            steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
+                                  space, calibrated=True), "members": count, "tta": tta})
+    return steps
+
+
 def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDataset, out: Path,
-              about: dict[str, Any], sharing: str | None = None) -> dict[str, Any] | None:
-    """Build, test and write the final model (see the module docstring).
+              about: dict[str, Any], sharing: str | None = None) -> Final | None:
+    """Build, test and write the final model (see :mod:`search.final`).
 
     Args:
         grid: The search's Ray results.
@@ -133,92 +219,44 @@ def run_final(grid, ranked: list[dict[str, Any]], space: Space, dataset: ImageDa
             refit and the seed check then run as Ray tasks (:func:`search.final.retrain.run_jobs`).
 
     Returns:
-        ``{"steps": [...], "final": name, "members": [...], "batchnorm": [...], "temperature",
-        "threshold", "threshold_rule", "tta", "test_probabilities", "seeds", "refit"}``, or None
-        when no trial kept a checkpoint.
+        What was built, or None when no trial kept a checkpoint.
     """
     chosen = members_of(grid, ranked, space.final.ensemble)
     if not chosen:
         return None
     began = time.perf_counter()
-    # What trains (search.final.retrain): the seed check on every candidate, the refit of the best.
-    seeds = space.final.seeds
-    jobs = seed_jobs(chosen, space, seeds) if seeds else []
-    if space.final.refit:
-        jobs.append(refit_job(*chosen[0], space))
-    if jobs:
-        print(f"final stage: training {len(jobs)} run(s): " + ", ".join(job.name for job in jobs), flush=True)
-    trained = run_jobs(jobs, space, dataset, sharing)
-    seed_table = seed_check(chosen, [h for h, _ in trained[:len(chosen) * seeds]], space, seeds) if seeds else None
-    refit = trained[-1] if space.final.refit else None
-    retrain_s = time.perf_counter() - began
+    seed_table, refit, retrain_s = retrain(chosen, space, dataset, sharing)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     val_images, val_labels = dataset.split("val")
     test_images, test_labels = dataset.split("test")
-    y_val, y_test = val_labels.numpy(), test_labels.numpy()
-    chosen, tolerance, left_out = close_to_best(chosen, space, y_val)
-    train_labels = dataset.split("train")[1].numpy()
+    val, test = (val_images, val_labels.numpy()), (test_images, test_labels.numpy())
+    chosen, tolerance, left_out = close_to_best(chosen, space, val[1])
     with tempfile.TemporaryDirectory(prefix="final-") as scratch:
-        dirs = []
-        for i, (_, result) in enumerate(chosen):
-            folder = Path(scratch) / str(i)
-            folder.mkdir()
-            fetch_best(result.checkpoint, folder)
-            dirs.append(folder)
-        members = [{"trial_id": record["trial_id"],
-                    "log_weights": member_log_weights({**space.trial, **(record["config"] or {})}, train_labels,
-                                                      dataset.num_classes).tolist()} for record, _ in chosen]
+        dirs, members = member_folders(chosen, space, dataset, Path(scratch))
         scratch_model = load_model(export_model(dirs, Path(scratch) / "members.pt", members=members), device)
-        # "As the search left it": the best network's own probabilities, before its BatchNorm
-        # statistics are recomputed and its prior corrected.
-        best_member = scratch_model.members[0]
-        undo = -np.asarray(members[0]["log_weights"])
-        raw_single = {split: calibrate(best_member.probabilities(images), 1.0, undo)
-                      for split, images in (("val", val_images), ("test", test_images))}
-        batchnorm = [refresh_member(member, folder, dataset, (val_images, y_val), space)
+        steps = side_by_side_steps(scratch_model, -np.asarray(members[0]["log_weights"]), val, test, space)
+        batchnorm = [refresh_member(member, folder, dataset, val, space)
                      for member, folder in zip(scratch_model.members, dirs)]
-        # Every member's probabilities once (and once more over the 8 flips and rotations):
-        # the steps below are averages of these.
-        views = [False, space.final.tta] if space.final.tta else [False]
-        probabilities = {(i, tta, split): member.probabilities(images, tta=tta)
-                         for i, member in enumerate(scratch_model.members) for tta in views
-                         for split, images in (("val", val_images), ("test", test_images))}
-
-        def mean(count: int, tta: bool, split: str) -> np.ndarray:
-            return np.mean([probabilities[(i, tta, split)] for i in range(count)], axis=0)
-
-        k = len(dirs)
-        steps = [_step("best trial, argmax", (raw_single["val"], y_val), (raw_single["test"], y_test), space,
-                       calibrated=False)]
-        for count in sorted({1, k}):
-            for tta in views:
-                name = ("best trial" if count == 1 else f"ensemble of {count}") + tta_suffix(tta)
-                steps.append({**_step(name, (mean(count, tta, "val"), y_val), (mean(count, tta, "test"), y_test),
-                                      space, calibrated=True), "members": count, "tta": tta})
-        key = METRICS[space.metric].decision_key
-        best_value = top((step["val"].get(key) for step in steps[1:]), space.mode)
-        choice_tolerance = standard_error(space.metric, best_value, y_val)
+        steps += averaged_steps(scratch_model, val, test, space)
+        best_value = top((step["val"].get(METRICS[space.metric].decision_key) for step in steps[1:]), space.mode)
+        choice_tolerance = standard_error(space.metric, best_value, val[1])
         final = choose(steps[1:], space, choice_tolerance)
         count, files = final["members"], dirs[:final["members"]]
         refit_about = None
         if refit is not None:
             final, folder = _refit_step(refit, steps, final, dirs[0], members[0], batchnorm[0], dataset,
-                                        (test_images, y_test), device, Path(scratch))
+                                        test, device, Path(scratch))
             count, files = 1, [folder]
             refit_about = {"trial_id": members[0]["trial_id"], "epochs": final["epochs"], "seconds": retrain_s}
             steps.append(final)
-        decision = {"temperature": final["temperature"], "threshold": final["threshold"],
-                    "threshold_rule": final["threshold_rule"], "threshold_counts": final["threshold_counts"],
-                    "tta": final["tta"]}
+        decision = {key: final[key] for key in ("temperature", "threshold", "threshold_rule", "threshold_counts",
+                                                 "tta")}
         export_model(files, out, members=members[:count], decision=decision, **about)
-    model = load_model(out, device)
     # The file's own predictions: what search.predict gives on these images.
-    test_probabilities = model.predict(test_images).numpy()
-    return {"steps": steps, "final": final["name"], "members": [m["trial_id"] for m in members[:count]],
-            "candidates": [m["trial_id"] for m in members], "tolerance": tolerance, "left_out": left_out,
-            "choice_tolerance": choice_tolerance,
-            "batchnorm": batchnorm, **decision, "seeds": seed_table, "refit": refit_about,
-            "seconds": time.perf_counter() - began, "test_probabilities": test_probabilities}
+    test_probabilities = load_model(out, device).predict(test_images).numpy()
+    return Final(steps, final["name"], [m["trial_id"] for m in members[:count]], [m["trial_id"] for m in members],
+                 tolerance, left_out, choice_tolerance, batchnorm, decision, seed_table, refit_about,
+                 time.perf_counter() - began, test_probabilities)
 
 
 def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best_dir: Path, member: dict[str, Any],
@@ -232,14 +270,11 @@ def _refit_step(refit, steps: list[dict[str, Any]], chosen: dict[str, Any], best
     base = next(step for step in steps[1:] if step["members"] == 1 and step["tta"] == chosen["tta"])
     folder = scratch / "refit"
     folder.mkdir()
-    state = torch.load(best_dir / BEST_FILE, map_location="cpu", weights_only=True)
-    state["model"] = weights
-    torch.save(state, folder / BEST_FILE)
+    replace_best_weights(best_dir, folder, weights)
     network = load_model(export_model([folder], scratch / "refit.pt", members=[member]), device).members[0]
     if batchnorm.get("batchnorm") == "recomputed":
         refresh_batchnorm(network.network, refresh_sample(with_val_in_train(dataset)))
-        state["model"] = {k: v.detach().cpu() for k, v in network.network.state_dict().items()}
-        torch.save(state, folder / BEST_FILE)
+        replace_best_weights(folder, folder, network.network.state_dict())
     images, labels = test
     probabilities = calibrate(network.probabilities(images, tta=chosen["tta"]), base["temperature"])
     step = {"name": "refit" + tta_suffix(chosen["tta"]), "temperature": base["temperature"],

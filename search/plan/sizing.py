@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from search.plan.cost import TRIAL_START_S, Cost, image_sizes
 from search.plan.rungs import (MIN_FULL_EPOCHS, MIN_PROMOTIONS_TRAIN_ON, MIN_RUNG_STEPS, asha_epochs, full_epochs,
@@ -130,101 +131,150 @@ def train_on_share(space: Space) -> float:
     return float(share)
 
 
-def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
-                cost: Cost | None, budget_s: float | None, node_slots: int | None = None) -> Sizing:
-    """Settle epochs, grace period, trials and image size (see the module's rule).
+class Plan(NamedTuple):
+    """One way to spend a budget: trials of ``epochs`` at image ``size``."""
 
-    Without a time budget (``cost`` None) only the grace period can be ``auto``; the file's
-    epochs and trials stand. ``node_slots``: the trials one node holds at once (default
-    ``slots``), what a lone default configuration (or the best trial training on) may take."""
-    settings = space.search
-    batch = largest_batch(space)
-    steps = steps_per_epoch(n_train, batch)
-    eta = settings.reduction_factor
-    auto = space.auto
-    fixed_epochs = None if "epochs" in auto else space.epochs
-    fixed_grace = None if "grace_period" in auto else settings.grace_period
-    if cost is None:
-        grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-        return Sizing(fixed_epochs, grace, settings.num_samples, None, steps, slots=slots)
-    min_trials = MIN_TRIALS if "num_samples" in auto else settings.num_samples
-    widen = max(1, min(node_slots or slots, slots))
-    grace = fixed_grace or grace_epochs(n_train, batch, fixed_epochs, eta)
-    floor = space.min_image_size  # None unless data.image_size is auto (search.space)
-    sizes = image_sizes(native, "image_size" in auto, floor)
+    size: int | None
+    epochs: int
+    trials: int  # that fit in the trials' share
+    epoch_s: float  # one epoch of one trial
+    trial_s: float  # a trial ASHA stops at its rungs, on average
+    full_s: float  # a trial that runs all its epochs
+    train_on_epochs: int  # the best trial's epochs after the search, a bound below
 
-    def plan(size, epochs, search_s, on_s):
-        capacity = search_s * slots * SAFETY
-        epoch_s = cost.epoch_s(n_train, n_val, batch, size)
-        run = epochs if settings.scheduler == "none" else asha_epochs(min(grace, epochs), epochs, eta)
+
+@dataclass(frozen=True)
+class Pricing:
+    """What every plan of one search is priced with."""
+
+    cost: Cost
+    n_train: int
+    n_val: int
+    batch: int
+    grace: int
+    eta: int
+    slots: int
+    asha: bool  # the scheduler stops trials at rungs
+
+    def plan(self, size, epochs: int, search_s: float, on_s: float) -> Plan:
+        capacity = search_s * self.slots * SAFETY
+        epoch_s = self.cost.epoch_s(self.n_train, self.n_val, self.batch, size)
+        run = asha_epochs(min(self.grace, epochs), epochs, self.eta) if self.asha else epochs
         trial_s = epoch_s * run + TRIAL_START_S
         full_s = epoch_s * epochs + TRIAL_START_S
         # Asynchronous ASHA promotes a trial that is alone at its rung: the first runs to max_t.
         trials = 0 if full_s > capacity else 1 + int((capacity - full_s) // trial_s)
-        # The best trial's epochs after the search, at one trial's speed (it has more): a bound below.
         on = int(on_s * SAFETY / epoch_s) if on_s else 0
-        return size, epochs, trials, epoch_s, trial_s, full_s, on
+        return Plan(size, epochs, trials, epoch_s, trial_s, full_s, on)
 
-    # The largest size, then the longest trials, where MIN_TRIALS fit, a full trial ends in the
-    # search's share of the budget, and the best trial's epochs with those it trains on after the
-    # search reach MIN_FULL_EPOCHS.
+
+def size_search(space: Space, n_train: int, n_val: int, native: int, slots: int,
+                cost: Cost | None, budget_s: float | None, node_slots: int | None = None) -> Sizing:
+    """Settle epochs, grace period, trials and image size (``docs/time-budget.md``).
+
+    Without a time budget (``cost`` None) only the grace period can be ``auto``; the file's
+    epochs and trials stand. ``node_slots``: the trials one node holds at once (default
+    ``slots``), what a lone default configuration (or the best trial training on) may take."""
+    settings, auto = space.search, space.auto
+    batch = largest_batch(space)
+    steps = steps_per_epoch(n_train, batch)
+    fixed_epochs = None if "epochs" in auto else space.epochs
+    grace = (None if "grace_period" in auto else settings.grace_period) or grace_epochs(
+        n_train, batch, fixed_epochs, settings.reduction_factor)
+    if cost is None:
+        return Sizing(fixed_epochs, grace, settings.num_samples, None, steps, slots=slots)
+    pricing = Pricing(cost, n_train, n_val, batch, grace, settings.reduction_factor, slots,
+                      settings.scheduler != "none")
+    widen = max(1, min(node_slots or slots, slots))
+    sizes = image_sizes(native, "image_size" in auto, space.min_image_size)
     share = train_on_share(space)
-    search_s, on_s = budget_s * (1 - share), budget_s * share
-    options = [fixed_epochs] if fixed_epochs else sorted(
-        set(full_epochs(grace, eta) + (full_epochs(grace, eta, 1, MIN_PROMOTIONS_TRAIN_ON) if share else [])),
-        reverse=True)
-    plans = [plan(size, epochs, search_s, on_s) for size in sizes for epochs in options]
-    smallest = [p for p in plans if p[0] == sizes[-1]]  # what a too-short budget's warning prices
+    found = fitting_plan(space, pricing, sizes, budget_s, share)
+    if found is not None:
+        plan, at_floor = found
+        search_s = budget_s * (1 - share)
+        # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
+        num_samples = max(10 * plan.trials, 50) if "num_samples" in auto else settings.num_samples
+        grace = min(grace, plan.epochs)
+        return Sizing(plan.epochs, grace, num_samples, plan.size, steps, plan.trials, plan.epoch_s,
+                      max(search_s - plan.epoch_s * grace - TRIAL_START_S, 0.0), slots,
+                      search_s=search_s, train_on_s=budget_s * share, train_on_epochs=plan.train_on_epochs,
+                      widen=widen, floor=space.min_image_size if at_floor else None)
+    return too_short(space, pricing, sizes, budget_s, share, steps, widen)
 
-    def holds(p, fewest):
-        return p[2] >= fewest and p[5] <= search_s and (fixed_epochs or p[1] + p[6] >= MIN_FULL_EPOCHS)
+
+def epoch_options(space: Space, grace: int, eta: int, share: float) -> list[int]:
+    """The full-trial epochs to try, longest first: the file's, or ASHA's rung-aligned ones (and
+    with a share to train on, shorter ones that need fewer promotions)."""
+    if "epochs" not in space.auto:
+        return [space.epochs]
+    return sorted(set(full_epochs(grace, eta) + (full_epochs(grace, eta, 1, MIN_PROMOTIONS_TRAIN_ON) if share else [])),
+                  reverse=True)
+
+
+def fitting_plan(space: Space, pricing: Pricing, sizes: list, budget_s: float,
+                 share: float) -> tuple[Plan, bool] | None:
+    """The largest size, then the longest trials, where enough trials fit, a full trial ends in
+    the search's share of the budget, and the best trial's epochs with those it trains on after
+    reach MIN_FULL_EPOCHS; and whether it is the floor's fewer trials. None if none does."""
+    fixed = "epochs" not in space.auto
+    min_trials = MIN_TRIALS if "num_samples" in space.auto else space.search.num_samples
+    search_s, on_s = budget_s * (1 - share), budget_s * share
+    plans = [pricing.plan(size, epochs, search_s, on_s) for size in sizes
+             for epochs in epoch_options(space, pricing.grace, pricing.eta, share)]
+
+    def holds(p: Plan, fewest: int) -> bool:
+        return p.trials >= fewest and p.full_s <= search_s and (fixed or p.epochs + p.train_on_epochs >= MIN_FULL_EPOCHS)
 
     fits = [p for p in plans if holds(p, min_trials)]
-    at_floor = False
-    if not fits and floor is not None and "num_samples" in auto:
-        # Below data.min_image_size the set loses what tells its classes apart: fewer trials at
-        # the floor rather than smaller images (BENCHMARKS.md, "The smallest image size").
-        fits = [p for p in plans if p[0] == sizes[-1] and holds(p, MIN_TRIALS_AT_FLOOR)]
-        at_floor = bool(fits)
     if fits:
-        size, epochs, trials, epoch_s, _, _, on = fits[0]
-        grace = min(grace, epochs)
-        # auto: a cap Ray needs; the end of the budget stops the search (start_until_s) first.
-        num_samples = max(10 * trials, 50) if "num_samples" in auto else settings.num_samples
-        return Sizing(epochs, grace, num_samples, size, steps, trials, epoch_s,
-                      max(search_s - epoch_s * grace - TRIAL_START_S, 0.0), slots,
-                      search_s=search_s, train_on_s=on_s, train_on_epochs=on, widen=widen,
-                      floor=floor if at_floor else None)
-    # Too short at every size: the smallest, longest trials that end in time (no training on).
-    options = [fixed_epochs] if fixed_epochs else full_epochs(grace, eta)
-    plans = [plan(size, epochs, budget_s, 0.0) for size in sizes for epochs in options]
-    last = [p for p in plans if p[0] == sizes[-1]]
-    size, epochs, trials, epoch_s, trial_s, full_s, _ = next((p for p in last if p[5] <= budget_s), last[-1])
+        return fits[0], False
+    if space.min_image_size is not None and "num_samples" in space.auto:
+        # Below data.min_image_size the set loses what tells its classes apart: fewer trials at
+        # the floor rather than smaller images (docs/time-budget.md).
+        fits = [p for p in plans if p.size == sizes[-1] and holds(p, MIN_TRIALS_AT_FLOOR)]
+        if fits:
+            return fits[0], True
+    return None
 
-    def needed(p):
-        """The whole budget that holds plan ``p``'s search as ``holds`` asks: its trials and its full
-        trial in the trials' share, and the epochs the best trial trains on in the rest."""
-        _, full, _, each_s, one_s, whole_s, _ = p
-        trials_s = max((whole_s + (min_trials - 1) * one_s) / (slots * SAFETY), whole_s)
-        if fixed_epochs or full >= MIN_FULL_EPOCHS:
-            return trials_s / (1 - share)
-        # Shorter full trials are options only with a share (full_epochs' minimum otherwise).
-        return max(trials_s / (1 - share), (MIN_FULL_EPOCHS - full) * each_s / (share * SAFETY))
 
-    cheapest = min(smallest, key=needed)
+def needed_budget(p: Plan, space: Space, pricing: Pricing, share: float) -> float:
+    """The whole budget that holds plan ``p``'s search as :func:`fitting_plan` asks: its trials
+    and its full trial in the trials' share, and the epochs the best trial trains on in the rest."""
+    min_trials = MIN_TRIALS if "num_samples" in space.auto else space.search.num_samples
+    trials_s = max((p.full_s + (min_trials - 1) * p.trial_s) / (pricing.slots * SAFETY), p.full_s)
+    if "epochs" not in space.auto or p.epochs >= MIN_FULL_EPOCHS:
+        return trials_s / (1 - share)
+    # Shorter full trials are options only with a share (full_epochs' minimum otherwise).
+    return max(trials_s / (1 - share), (MIN_FULL_EPOCHS - p.epochs) * p.epoch_s / (share * SAFETY))
+
+
+def too_short(space: Space, pricing: Pricing, sizes: list, budget_s: float, share: float, steps: int,
+              widen: int) -> Sizing:
+    """A budget too short at every size: the warning's budget and, with trials ``auto``, the
+    default configuration alone; else the file's trials at the smallest size, longest trials
+    that end in time (no training on)."""
+    settings, grace, slots = space.search, pricing.grace, pricing.slots
+    search_s, on_s = budget_s * (1 - share), budget_s * share
+    options = epoch_options(space, grace, pricing.eta, share)
+    smallest = [pricing.plan(sizes[-1], epochs, search_s, on_s) for epochs in options]
+    cheapest = min(smallest, key=lambda p: needed_budget(p, space, pricing, share))
     # What the warning names: the budget a search needs at the smallest size (training on included).
-    short_of, short_epochs = needed(cheapest), cheapest[1]
-    if "num_samples" not in auto:  # the file asked for a search: it gets one, and the warning
-        return Sizing(epochs, min(grace, epochs), settings.num_samples, size, steps, max(trials, 1), epoch_s,
-                      max(budget_s - epoch_s * min(grace, epochs) - TRIAL_START_S, 0.0), slots, short_of,
-                      short_epochs=short_epochs, search_s=budget_s)
+    short_of, short_epochs = needed_budget(cheapest, space, pricing, share), cheapest.epochs
+    if "num_samples" not in space.auto:  # the file asked for a search: it gets one, and the warning
+        options = [space.epochs] if "epochs" not in space.auto else full_epochs(grace, pricing.eta)
+        last = [pricing.plan(sizes[-1], epochs, budget_s, 0.0) for epochs in options]
+        p = next((p for p in last if p.full_s <= budget_s), last[-1])
+        return Sizing(p.epochs, min(grace, p.epochs), settings.num_samples, p.size, steps, max(p.trials, 1),
+                      p.epoch_s, max(budget_s - p.epoch_s * min(grace, p.epochs) - TRIAL_START_S, 0.0), slots,
+                      short_of, short_epochs=short_epochs, search_s=budget_s)
     # The default configuration alone on a node's trials' resources, at the largest size where it
     # trains MIN_FULL_EPOCHS in the budget (else the smallest); Ray's time budget ends it.
+    cost, n_train, n_val, batch = pricing.cost, pricing.n_train, pricing.n_val, pricing.batch
     alone_capacity = budget_s * widen * SAFETY - TRIAL_START_S
     size = next((s for s in sizes if alone_capacity / cost.epoch_s(n_train, n_val, batch, s) >= MIN_FULL_EPOCHS),
                 sizes[-1])
     epoch_s = cost.epoch_s(n_train, n_val, batch, size)
-    epochs = fixed_epochs or max(1, math.ceil(2 * alone_capacity / epoch_s))  # a bound: the budget ends it
+    epochs = space.epochs if "epochs" not in space.auto else max(1, math.ceil(2 * alone_capacity / epoch_s))
     return Sizing(epochs, epochs, 1, size, steps, 1, epoch_s, budget_s, 1, short_of, alone=True, widen=widen,
                   short_epochs=short_epochs, search_s=budget_s)
 

@@ -35,17 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from search.files import TRAIN_ON_DIR, TRAIN_ON_RECORD as RECORD_FILE
 from search.results.pareto import pick_trial
 from search.results.records import kept_default, rank, trial_records
 from search.space import Space
 from trainable.best import BEST_EPOCH, best_key
 from trainable.data import ImageDataset
 from trainable.data.config import DataConfig
+from trainable.report import CHECKPOINT_DIR, METRICS_FILE
 
-TRAIN_ON_DIR = "train_on"
-RECORD_FILE = "record.json"
-METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoint"
 UNFIT = ("diverged", "out_of_memory", "error")  # a best trial in such a state does not go on
 
 
@@ -180,7 +178,11 @@ def train_on(grid, space: Space, dataset: ImageDataset, sharing: str, folder: Pa
         handle = task.remote(config, metric, space.mode, result.checkpoint, until, data=node_data(space))
     else:
         handle = task.remote(config, metric, space.mode, result.checkpoint, until, dataset=dataset)
-    files, history = ray.get(handle)
+    try:
+        files, history = ray.get(handle)
+    except KeyboardInterrupt:  # stopped (search.stop): the task must not train on without the driver
+        ray.cancel(handle, force=True)
+        raise
     if not history:
         return list(grid), None
     record = keep(folder, best, metric, files, history, {"seconds": time.perf_counter() - began,

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
-from search.tune.schedulers.pareto_asha import ParetoASHA, rung_milestones
+from search.plan import rungs
+from search.tune.schedulers.pareto_asha import ParetoASHA
 from search.results.pareto import model_costs, pareto_records, pick_trial, pool_throughput
 from search.tune.pareto import crowding_distance, front_ranks, pareto_mask, pareto_order
 from search.space import FinalSettings
@@ -53,10 +54,15 @@ def test_crowding_gives_the_ends_infinity_and_the_crowded_middle_less():
 
 
 def test_rungs_are_where_rays_asha_puts_them():
-    for grace, max_t, rf in ((1, 9, 3), (1, 30, 3), (2, 20, 2), (3, 27, 3), (1, 4, 2)):
+    """One rung function (search.plan.rungs) for the sizing, the dry run and both schedulers: Ray's
+    ASHA's rungs below max_t (one at max_t decides nothing: a trial stops there)."""
+    for grace, max_t, rf in ((1, 9, 3), (1, 30, 3), (2, 20, 2), (3, 27, 3), (1, 4, 2), (2, 50, 3)):
         expected = [m for m, _ in reversed(ASHAScheduler(grace_period=grace, max_t=max_t, reduction_factor=rf,
-                                                         metric="m", mode="max")._brackets[0]._rungs)]
-        assert rung_milestones(grace, max_t, rf) == expected
+                                                         metric="m", mode="max")._brackets[0]._rungs) if m < max_t]
+        assert rungs(grace, max_t, rf) == expected
+        scheduler = ParetoASHA(time_attr="epoch", metrics=["m", "params"], modes=["max", "min"],
+                               grace_period=grace, max_t=max_t, reduction_factor=rf)
+        assert [m for m, _ in scheduler._rungs] == expected
 
 
 def trial(name):

@@ -233,7 +233,7 @@ def test_nan_validation_probabilities_end_the_trial_without_metrics(three_digits
     poisoned.images = three_digits.images.clone()
     poisoned.images[torch.from_numpy(three_digits.splits["val"])] = float("nan")
     scored = []
-    monkeypatch.setattr("trainable.train.classification_metrics",
+    monkeypatch.setattr("trainable.evaluate.classification_metrics",
                         lambda p, y: scored.append(p) or classification_metrics(p, y))
     metrics, reporter = _run({"epochs": 3}, poisoned, tmp_path)
     _assert_diverged_at_once(metrics, reporter)
@@ -293,7 +293,7 @@ def test_an_epoch_reads_the_device_once(three_digits, monkeypatch):
 
         def counted(self, *args, _original=original, **kwargs):
             caller = sys._getframe(1).f_code.co_filename
-            if caller.endswith(("trainable/train.py", "trainable/device.py")):
+            if caller.endswith(("trainable/train.py", "trainable/epoch.py", "trainable/device.py")):
                 reads.append(caller)
             return _original(self, *args, **kwargs)
         monkeypatch.setattr(torch.Tensor, name, counted)

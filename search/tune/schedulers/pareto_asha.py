@@ -16,14 +16,8 @@ from typing import Sequence
 import numpy as np
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
+from search.plan.rungs import rungs
 from search.tune.pareto import FastestByArchitecture, pareto_order
-
-
-def rung_milestones(grace_period: int, max_t: int, reduction_factor: float) -> list[int]:
-    """ASHA's rungs: ``grace_period * reduction_factor**k`` epochs below ``max_t`` (Ray's
-    ``AsyncHyperBandScheduler`` with one bracket puts them at the same epochs)."""
-    count = int(math.log(max_t / grace_period) / math.log(reduction_factor) + 1)
-    return [grace_period * reduction_factor ** k for k in range(count)]
 
 
 class ParetoASHA(FIFOScheduler):
@@ -54,7 +48,7 @@ class ParetoASHA(FIFOScheduler):
         self._time_attr, self._metrics, self._modes = time_attr, list(metrics), list(modes)
         self._max_t, self._rf = max_t, reduction_factor
         self._rungs: list[tuple[int, dict[str, tuple[float, ...]]]] = [
-            (milestone, {}) for milestone in rung_milestones(grace_period, max_t, reduction_factor)]
+            (milestone, {}) for milestone in rungs(grace_period, max_t, reduction_factor)]
         self._num_stopped = 0
         self._pooled = self._metrics.index("throughput") if "throughput" in self._metrics else None
         self._fastest = FastestByArchitecture()
