@@ -257,7 +257,7 @@ def run_method(table: dict | None, task: str, method: str, seed: int, budget: in
     from ray import tune
 
     from search.tune import tuner as driver
-    from search.space import load_space
+    from search import load_space
 
     class Arrivals(tune.Callback):
         def __init__(self):

@@ -50,7 +50,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from search.space import Space, load_space  # noqa: E402
+from search import load_space  # noqa: E402
+from search.space import Space  # noqa: E402
 from trainable.data import load_dataset  # noqa: E402
 
 ROWS = ("bare loop", "driver (W&B)", "driver (no W&B)")

@@ -50,7 +50,7 @@ import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from search.space import load_space  # noqa: E402
+from search import load_space  # noqa: E402
 
 MARKS = (10, 100, 1000)
 

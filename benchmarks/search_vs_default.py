@@ -100,7 +100,7 @@ def holdout_metrics(model_path: Path, data: dict, folder: Path) -> dict:
     its stored threshold."""
     from trainable.data import load_dataset
     from trainable.decide import decision_metrics
-    from trainable.export import load_model
+    from search import load_model
 
     model = load_model(model_path)
     dataset = load_dataset({**data, "path": str(folder), "simulate": None})

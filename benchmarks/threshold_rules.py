@@ -74,9 +74,8 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score
 
-    from search.space import load_space
+    from search import load_model, load_space
     from trainable.data import load_dataset
-    from trainable.export import load_model
 
     print("| search | split | rule | threshold | accuracy | best accuracy of any threshold | gap | "
           "precision (class 1) | recall (class 1) | F1 (class 1) | macro F1 |")

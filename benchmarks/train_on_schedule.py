@@ -43,11 +43,10 @@ def replay(results: Path, out: Path, variant: str, seconds: float | None, thread
 
     import trainable.train
     from search.files import SPACE_COPY, SUMMARY_FILE
-    from search.final.__main__ import main as finalize
+    from search import finalize, load_space
     from search.results.records import rank, trial_records
     from search.results.train_on import trial_config
     from search.plan.data import prepare_data
-    from search.space import load_space
     from search.files import TRAIN_ON_DIR, TRAIN_ON_RECORD as RECORD_FILE
     from search.results.train_on import continue_trial, keep
     from trainable.optim import end_with
@@ -73,7 +72,7 @@ def replay(results: Path, out: Path, variant: str, seconds: float | None, thread
                                     time.time() + seconds, dataset=dataset)
     how = {"seconds": time.perf_counter() - began, "budget_s": seconds, "widen": record["widen"]}
     kept = keep(folder, best, space.metric, files, history, how)
-    finalize([str(folder)])
+    finalize(folder)
     final = json.loads((folder / SUMMARY_FILE).read_text())
     return {"variant": variant, "folder": str(folder), "threads": threads, "train_on": kept,
             "curve": [round(h[space.metric], 4) for h in history], "test": final["test"]}

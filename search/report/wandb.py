@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+
 def pareto_plots(summary: dict[str, Any]) -> dict[str, Any]:
     """A multi-objective search's trials as a W&B table (the metric, each cost, backbone, whether
     on the Pareto front) and a scatter of the metric against each cost (``wandb.plot.scatter``)."""
@@ -38,54 +39,17 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
 
     from search.files import LEADERBOARD_FILE, PREDICTIONS_FILE
 
-    run = wandb.init(project=project, entity=entity, group=group, job_type="summary", name=f"{group} (summary)",
-                     id=f"{group}-summary"[-64:], resume="allow", dir=str(folder), mode=mode,
-                     reinit="create_new", config={"best_trial": summary.get("best_trial"),
-                                                  **(summary.get("best_config") or {})},
-                     settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                             x_disable_machine_info=True))
+    run = _start_summary_run(project, entity, group, mode, folder, summary)
     try:
         data: dict[str, Any] = {"leaderboard": wandb.Table(dataframe=pd.read_csv(folder / LEADERBOARD_FILE))}
         if importances:
-            table = wandb.Table(columns=["parameter", "importance"],
-                                data=[[k, float(v)] for k, v in importances.items()])
-            data["importance"] = wandb.plot.bar(table, "parameter", "importance", title="Parameter importance")
+            data["importance"] = _importance_bar(importances)
         test = summary.get("test")
         if test and (folder / PREDICTIONS_FILE).is_file():
-            frame = pd.read_csv(folder / PREDICTIONS_FILE)
-            names = [str(c) for c in test["class_names"]]
-            probabilities = frame[[f"p_{c}" for c in names]].to_numpy()
-            truth = frame["true"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
-            data["test_roc"] = wandb.plot.roc_curve(truth, probabilities, labels=names, title="ROC (test, final model)")
-            # The predicted column holds the final model's decisions, at its threshold.
-            predicted = frame["predicted"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
-            data["test_confusion_matrix"] = wandb.plot.confusion_matrix(
-                y_true=truth.tolist(), preds=predicted.tolist(), class_names=names,
-                title="Confusion matrix (test, final model)")
-            for key in ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "threshold"):
-                if test.get(key) is not None:
-                    run.summary[f"test_{key}"] = test[key]
-            if len(names) == 2:  # the operating point: where the threshold sits on the test ROC
-                chosen, positive = predicted == 1, truth == 1
-                run.summary["test_operating_point"] = {"fpr": float(chosen[~positive].mean()),
-                                                       "tpr": float(chosen[positive].mean()),
-                                                       "threshold": test.get("threshold")}
-        on = summary.get("train_on")
-        if on and (folder / "train_on" / "metrics.jsonl").is_file():
-            # The best trial's epochs after the others (search.train_on): its run ended with them.
-            rows = pd.read_json(folder / "train_on" / "metrics.jsonl", lines=True)
-            keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "val_tpr10", "lr")
-                    if c in rows]
-            data["train_on"] = wandb.Table(dataframe=rows[keep])
-            run.summary["train_on"] = on
+            data.update(_test_split(run, folder / PREDICTIONS_FILE, test))
+        data.update(_train_on(run, folder, summary))
         if summary.get("final"):
-            from search.final.describe import side_by_side
-
-            data["final_steps"] = wandb.Table(dataframe=side_by_side(summary["final"]))
-            if summary["final"].get("seeds"):  # the seed check (search.final.retrain): one row a seed's run
-                rows = [{"trial": row["trial_id"], "trial_value": row["value"], "seed_run": i, "value": value}
-                        for row in summary["final"]["seeds"] for i, value in enumerate(row["seeds"], 1)]
-                data["seed_check"] = wandb.Table(dataframe=pd.DataFrame(rows))
+            data.update(_final_stage(summary["final"]))
         if summary.get("objectives"):
             data.update(pareto_plots(summary))
             run.summary["pareto"] = [row["trial_id"] for row in summary.get("pareto") or []]
@@ -96,3 +60,85 @@ def log_search_summary(project: str, entity: str | None, group: str, mode: str, 
                             **{f"best_{k}": v for k, v in (summary.get("best_val") or {}).items()}})
     finally:
         run.finish()
+
+
+def _start_summary_run(project: str, entity: str | None, group: str, mode: str, folder: Path,
+                       summary: dict[str, Any]):
+    """The summary run, resumed when it exists (one id a search), its config the best trial's."""
+    import wandb
+
+    return wandb.init(project=project, entity=entity, group=group, job_type="summary", name=f"{group} (summary)",
+                      id=f"{group}-summary"[-64:], resume="allow", dir=str(folder), mode=mode,
+                      reinit="create_new", config={"best_trial": summary.get("best_trial"),
+                                                   **(summary.get("best_config") or {})},
+                      settings=wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                              x_disable_machine_info=True))
+
+
+def _importance_bar(importances: dict[str, float]):
+    """The parameter importances as a W&B bar chart."""
+    import wandb
+
+    table = wandb.Table(columns=["parameter", "importance"],
+                        data=[[k, float(v)] for k, v in importances.items()])
+    return wandb.plot.bar(table, "parameter", "importance", title="Parameter importance")
+
+
+def _test_split(run, predictions: Path, test: dict[str, Any]) -> dict[str, Any]:
+    """W&B's ROC curve and confusion matrix of the final model's test predictions; its test
+    metrics, and in a binary task its operating point, go into the run's summary."""
+    import pandas as pd
+    import wandb
+
+    frame = pd.read_csv(predictions)
+    names = [str(c) for c in test["class_names"]]
+    probabilities = frame[[f"p_{c}" for c in names]].to_numpy()
+    truth = frame["true"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
+    data = {"test_roc": wandb.plot.roc_curve(truth, probabilities, labels=names, title="ROC (test, final model)")}
+    # The predicted column holds the final model's decisions, at its threshold.
+    predicted = frame["predicted"].astype(str).map({c: i for i, c in enumerate(names)}).to_numpy()
+    data["test_confusion_matrix"] = wandb.plot.confusion_matrix(
+        y_true=truth.tolist(), preds=predicted.tolist(), class_names=names,
+        title="Confusion matrix (test, final model)")
+    for key in ("accuracy", "f1_macro", "precision", "recall", "auc", "tpr0", "tpr10", "ece", "threshold"):
+        if test.get(key) is not None:
+            run.summary[f"test_{key}"] = test[key]
+    if len(names) == 2:  # the operating point: where the threshold sits on the test ROC
+        chosen, positive = predicted == 1, truth == 1
+        run.summary["test_operating_point"] = {"fpr": float(chosen[~positive].mean()),
+                                               "tpr": float(chosen[positive].mean()),
+                                               "threshold": test.get("threshold")}
+    return data
+
+
+def _train_on(run, folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """The best trial's epochs after the others (search.train_on) as a table, its run having
+    ended with them; nothing when it did not train on."""
+    import pandas as pd
+    import wandb
+
+    on = summary.get("train_on")
+    if not (on and (folder / "train_on" / "metrics.jsonl").is_file()):
+        return {}
+    rows = pd.read_json(folder / "train_on" / "metrics.jsonl", lines=True)
+    keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "val_tpr10", "lr")
+            if c in rows]
+    data = {"train_on": wandb.Table(dataframe=rows[keep])}
+    run.summary["train_on"] = on
+    return data
+
+
+def _final_stage(final: dict[str, Any]) -> dict[str, Any]:
+    """The final stage's steps side by side, and the seed check (search.final.retrain), one row a
+    seed's run, when it ran."""
+    import pandas as pd
+    import wandb
+
+    from search.final.describe import side_by_side
+
+    data = {"final_steps": wandb.Table(dataframe=side_by_side(final))}
+    if final.get("seeds"):
+        rows = [{"trial": row["trial_id"], "trial_value": row["value"], "seed_run": i, "value": value}
+                for row in final["seeds"] for i, value in enumerate(row["seeds"], 1)]
+        data["seed_check"] = wandb.Table(dataframe=pd.DataFrame(rows))
+    return data
