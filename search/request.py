@@ -8,6 +8,7 @@ import argparse
 import netrc
 import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -66,15 +67,14 @@ def new_request(args: argparse.Namespace) -> Request:
         raise UserError(f"{folder} already holds a search named {name!r}: continue it with --resume, "
                         "or give this one another --name")
     storage = cluster.resolve_storage(args.storage, spaces[True].storage, args.results)
-    check_storage(storage)
+    check_writable(folder, "--results")
+    check_storage(storage, name)
     return Request(args, name, folder, storage, spaces)
 
 
 def resume_request(args: argparse.Namespace) -> Request:
     """A search whose driver stopped: the space as it was saved in its results folder, and Ray's
     experiment state to continue from."""
-    from ray import tune
-
     if args.set:
         raise UserError("--set cannot change a search being resumed; start a new one with --name")
     name = _checked_name(args.name or load_space(args.space, has_gpu=True).name)
@@ -85,16 +85,47 @@ def resume_request(args: argparse.Namespace) -> Request:
     space = load_space(saved, has_gpu=True)  # the cpu: block, if it applied, is merged already
     plan = Request(args, name, folder, cluster.resolve_storage(args.storage, space.storage, args.results),
                 {True: space, False: space})
-    check_storage(plan.storage)
+    check_writable(folder, "--results")
+    check_storage(plan.storage, name)
+    from ray import tune
+
     if not tune.Tuner.can_restore(plan.experiment):
         raise UserError(f"--resume: no Ray experiment state at {plan.experiment}")
     return plan
 
 
-def check_storage(storage: str) -> None:
-    """A storage URI can be opened and listed (a folder is checked on every node once Ray is up)."""
+def check_storage(storage: str, name: str) -> None:
+    """A storage URI can be opened and listed; a local storage's experiment folder
+    (``<storage>/<name>``) can be made and written here (every node sees it: checked once Ray is up)."""
     if cluster.is_uri(storage):
         cluster.check_uri(storage)
+    else:
+        check_writable(Path(storage) / name, "--storage / storage")
+
+
+def check_writable(folder: Path, flag: str) -> None:
+    """``folder`` is a folder this process can write in, or can be made one. What the check made
+    it removes again, so a refused run leaves nothing behind.
+
+    Raises:
+        UserError: one line naming ``folder`` and the flag that chose it.
+    """
+    made: list[Path] = []
+    try:
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"{flag}: {folder} is a file, not a folder")
+        made = [p for p in [folder, *folder.parents] if not p.exists()]
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise UserError(f"{flag}: cannot write in {folder} ({err.strerror or err})") from None
+    finally:
+        for path in made:  # the deepest first; only the empty folders this check made
+            try:
+                path.rmdir()
+            except OSError:
+                break
 
 
 def has_api_key() -> bool:

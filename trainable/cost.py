@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-COSTS = {"throughput": "max", "params": "min", "flops": "min"}  # name -> the better direction
+from trainable.names import COSTS  # name -> the better direction
+
 WARMUP_BATCHES = 2
 MIN_TIMED_S = 0.5  # torch.utils.benchmark times blocks of batches for at least this long
 

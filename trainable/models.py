@@ -15,8 +15,7 @@ import torch
 from torch import nn
 
 from trainable.errors import UserError
-
-CUSTOM_BACKBONES = ("simple_cnn",)
+from trainable.names import CUSTOM_BACKBONES
 
 
 class SimpleCNN(nn.Module):

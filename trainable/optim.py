@@ -9,10 +9,11 @@ import torch
 from torch import nn
 
 from trainable.errors import UserError
+from trainable.names import SCHEDULERS
 
-# Our name -> timm's optimizer name. Ranger is RAdam wrapped in Lookahead, as timm registers it.
+# Our name (trainable.names.OPTIMIZERS) -> timm's optimizer name. Ranger is RAdam wrapped in
+# Lookahead, as timm registers it.
 OPTIMIZERS = {"adam": "adam", "adamw": "adamw", "sgd": "momentum", "ranger": "lookahead_radam"}
-SCHEDULERS = ("none", "exponential", "cosine", "cosine_warm_restarts")
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float = 0.0,

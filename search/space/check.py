@@ -9,70 +9,30 @@ from typing import Any, Mapping
 
 from search.space.schema import (AUTO, DISTRIBUTIONS, NEEDS_BUDGET, SEARCH_SCHEDULERS, TOP_LEVEL, Distribution,
                                  FinalSettings, SearchSettings, Space, WandbSettings)
+from trainable.backbone_names import close_backbones, is_backbone
 from trainable.config import TrainConfig
-from trainable.cost import COSTS
-from trainable.data import DataConfig
+from trainable.data.config import DataConfig
 from trainable.errors import UserError
-from trainable.losses import LOSSES
 from trainable.metrics import METRICS, SEARCHABLE
-from trainable.optim import OPTIMIZERS, SCHEDULERS
-from trainable.sampling import SAMPLERS
+from trainable.names import COSTS, CUSTOM_BACKBONES, NAMED_CHOICES, THRESHOLD_COUNTS, THRESHOLD_RULES
 
-NAMED_CHOICES = {"optimizer": tuple(OPTIMIZERS), "scheduler": SCHEDULERS, "loss": tuple(LOSSES),
-                 "sampling": tuple(SAMPLERS)}
 TRAIN_KEYS = {f.name for f in dataclasses.fields(TrainConfig)}
 
+
 def check(raw: dict, path: str, problems: list[str]) -> Space | None:
+    """The :class:`Space` of a file's mapping ``raw`` (overrides applied), or None with every
+    problem appended to ``problems``, each one clause naming its key."""
     problems += [f"{k}: unknown key; known: {', '.join(TOP_LEVEL)}" for k in raw if k not in TOP_LEVEL]
     name = raw.get("name", Path(path).stem)
     if not isinstance(name, str) or not name:
         problems.append(f"name: must be a non-empty string, got {name!r}")
-    data, auto = None, set()
-    raw_data = raw.get("data")
-    if isinstance(raw_data, Mapping) and raw_data.get("image_size") == AUTO:
-        raw_data, auto = {k: v for k, v in raw_data.items() if k != "image_size"}, {"image_size"}
-    min_image_size = None
-    if isinstance(raw_data, Mapping) and "min_image_size" in raw_data:
-        min_image_size = raw_data["min_image_size"]
-        raw_data = {k: v for k, v in raw_data.items() if k != "min_image_size"}
-        if not isinstance(min_image_size, int) or isinstance(min_image_size, bool) or min_image_size < 1:
-            problems.append(f"data.min_image_size: must be a positive number of pixels, got {min_image_size!r}")
-        if "image_size" not in auto:  # a size the user fixed (--set data.image_size=32) stands
-            min_image_size = None
-    try:
-        data = DataConfig.from_mapping(raw_data, where="data")
-    except UserError as err:
-        problems.append(str(err))
+    auto: set[str] = set()  # the keys left auto, which search.plan settles
+    data, min_image_size = _check_data(raw.get("data"), auto, problems)
     objectives = _check_objectives(raw, problems)
     metric, mode = _check_metric(raw, objectives, problems)
-    trial = dict(raw.get("trial") or {})
-    resources = trial.pop("resources", {"cpu": 1, "gpu": 0})
-    if trial.get("epochs") == AUTO:
-        del trial["epochs"]
-        auto.add("epochs")
-    problems += _check_resources(resources)
-    problems += [f"trial.{k}: not a trainable setting; known: {', '.join(sorted(TRAIN_KEYS))}"
-                 for k in trial if k not in TRAIN_KEYS]
-    try:
-        TrainConfig.from_mapping({k: v for k, v in trial.items() if k in TRAIN_KEYS}, where="trial")
-    except UserError as err:
-        problems.append(str(err))
-    if "backbone" in trial and not _is_backbone(trial["backbone"]):
-        problems.append(f"trial.backbone: {trial['backbone']!r} is not a timm model (timm.list_models()) "
-                        "nor simple_cnn")
+    trial, resources = _check_trial(dict(raw.get("trial") or {}), auto, problems)
     searched = _check_space(raw.get("space") or {}, trial, problems)
-    epochs = trial.get("epochs", TrainConfig.epochs)
-    epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else TrainConfig.epochs
-    search = _check_search(raw.get("search") or {}, searched, None if "epochs" in auto else epochs, problems)
-    if search is not None and objectives and "scheduler" not in (raw.get("search") or {}):
-        # Several objectives and no scheduler named: MO-ASHA, the better of the two measured
-        # (BENCHMARKS.md, "Accuracy against inference cost").
-        search = dataclasses.replace(search, scheduler="mo_asha")
-    if search is not None:
-        auto |= {key for key in ("grace_period", "num_samples") if getattr(search, key) == AUTO}
-        if not search.time_budget:
-            problems += [f"{NEEDS_BUDGET[key]}: auto needs search.time_budget (seconds) to size it"
-                         for key in sorted(auto & set(NEEDS_BUDGET))]
+    search = _settle_search(raw.get("search") or {}, searched, trial, objectives, auto, problems)
     final = _check_final(raw.get("final") or {}, problems)
     if not objectives:
         if search is not None and search.scheduler == "mo_asha":
@@ -89,6 +49,72 @@ def check(raw: dict, path: str, problems: list[str]) -> Space | None:
         return None
     return Space(name, data, metric, mode, trial, dict(resources), searched, search, wandb, path, storage,
                  final=final, auto=frozenset(auto), objectives=objectives, min_image_size=min_image_size)
+
+
+def _check_data(raw_data: Any, auto: set[str], problems: list[str]) -> tuple[DataConfig | None, int | None]:
+    """The ``data:`` block, and ``min_image_size`` where ``image_size: auto`` leaves the size to
+    the budget (added to ``auto``); a fixed size (``--set data.image_size=32``) drops it."""
+    if isinstance(raw_data, Mapping) and raw_data.get("image_size") == AUTO:
+        raw_data = {k: v for k, v in raw_data.items() if k != "image_size"}
+        auto.add("image_size")
+    min_image_size = None
+    if isinstance(raw_data, Mapping) and "min_image_size" in raw_data:
+        min_image_size = raw_data["min_image_size"]
+        raw_data = {k: v for k, v in raw_data.items() if k != "min_image_size"}
+        if not isinstance(min_image_size, int) or isinstance(min_image_size, bool) or min_image_size < 1:
+            problems.append(f"data.min_image_size: must be a positive number of pixels, got {min_image_size!r}")
+        if "image_size" not in auto:
+            min_image_size = None
+    try:
+        return DataConfig.from_mapping(raw_data, where="data"), min_image_size
+    except UserError as err:
+        problems.append(str(err))
+        return None, min_image_size
+
+
+def _check_trial(trial: dict, auto: set[str], problems: list[str]) -> tuple[dict, Any]:
+    """The ``trial:`` block's fixed settings (``epochs: auto`` taken out, into ``auto``) and its
+    ``resources``."""
+    resources = trial.pop("resources", {"cpu": 1, "gpu": 0})
+    if trial.get("epochs") == AUTO:
+        del trial["epochs"]
+        auto.add("epochs")
+    problems += _check_resources(resources)
+    problems += [f"trial.{k}: not a trainable setting; known: {', '.join(sorted(TRAIN_KEYS))}"
+                 for k in trial if k not in TRAIN_KEYS]
+    try:
+        TrainConfig.from_mapping({k: v for k, v in trial.items() if k in TRAIN_KEYS}, where="trial")
+    except UserError as err:
+        problems.append(str(err))
+    if "backbone" in trial and not is_backbone(trial["backbone"]):
+        problems.append(_unknown_backbone("trial.backbone", trial["backbone"]))
+    return trial, resources
+
+
+def _unknown_backbone(where: str, name: Any) -> str:
+    close = close_backbones(name)
+    return (f"{where}: {name!r} is not a timm model (timm.list_models()) nor {', '.join(CUSTOM_BACKBONES)}"
+            + (f"; close: {', '.join(close)}" if close else ""))
+
+
+def _settle_search(raw: Any, searched: dict, trial: dict, objectives: tuple, auto: set[str],
+                   problems: list[str]) -> SearchSettings | None:
+    """The ``search:`` block, its scheduler MO-ASHA where objectives name none, and its auto
+    keys (added to ``auto``), each of which needs ``search.time_budget`` to size it."""
+    epochs = trial.get("epochs", TrainConfig.epochs)
+    epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else TrainConfig.epochs
+    search = _check_search(raw, searched, None if "epochs" in auto else epochs, problems)
+    if search is None:
+        return None
+    if objectives and "scheduler" not in raw:  # raw is a mapping: the block was read
+        # Several objectives and no scheduler named: MO-ASHA, the better of the two measured
+        # (BENCHMARKS.md, "Accuracy against inference cost").
+        search = dataclasses.replace(search, scheduler="mo_asha")
+    auto |= {key for key in ("grace_period", "num_samples") if getattr(search, key) == AUTO}
+    if not search.time_budget:
+        problems += [f"{NEEDS_BUDGET[key]}: auto needs search.time_budget (seconds) to size it"
+                     for key in sorted(auto & set(NEEDS_BUDGET))]
+    return search
 
 
 def _check_metric(raw: dict, objectives: tuple, problems: list[str]) -> tuple[str, str]:
@@ -221,20 +247,11 @@ def _check_space(raw: Any, trial: dict, problems: list[str]) -> dict[str, Any]:
             if bad:
                 problems.append(f"space.{key}: {bad[0]!r} is unknown; known: {', '.join(NAMED_CHOICES[key])}")
         if key == "backbone":
-            problems += [f"space.backbone: {name!r} is not a timm model (timm.list_models()) nor simple_cnn"
-                         for name in options if not _is_backbone(name)]
+            problems += [_unknown_backbone("space.backbone", name) for name in options if not is_backbone(name)]
         if isinstance(value, Distribution):
             for other, wanted in value.when.items():
                 problems += _check_condition(key, other, wanted, searched, trial)
     return searched
-
-
-def _is_backbone(name: Any) -> bool:
-    import timm
-
-    from trainable.models import CUSTOM_BACKBONES
-
-    return isinstance(name, str) and (name in CUSTOM_BACKBONES or timm.is_model(name))
 
 
 def _check_condition(key: str, other: str, wanted: tuple, searched: dict, trial: dict) -> list[str]:
@@ -262,8 +279,6 @@ def _check_settings(cls, raw: Any, block: str, problems: list[str]):
 
 
 def _check_final(raw: Any, problems: list[str]) -> FinalSettings | None:
-    from trainable.decide import THRESHOLD_COUNTS, THRESHOLD_RULES
-
     settings = _check_settings(FinalSettings, raw, "final", problems)
     if settings is None:
         return None

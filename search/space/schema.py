@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trainable.config import TrainConfig
-from trainable.data import DataConfig
+from trainable.data.config import DataConfig
 
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 

@@ -1,6 +1,7 @@
 """Bad space files and flags: one line naming the file and key, exit status 2, before Ray starts,
 and nothing written."""
 
+import os
 import subprocess
 import sys
 
@@ -87,6 +88,62 @@ def test_online_wandb_without_credentials_is_refused_before_ray(tmp_path, monkey
         main(["space.yaml"])
     assert exit_info.value.code == 2
     assert "error: space.yaml: wandb.mode: online needs W&B credentials" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()  # the results folder's check made it and removed it
+
+
+# The paths a run writes, checked before any data is loaded: (flags, what stands in the way, the line).
+UNWRITABLE = [
+    ("results folder under a file", ["--results", "file.txt"], "--results: cannot write in file.txt/ok (Not a directory)"),
+    ("results folder is a file", [], "--results: results/ok is a file, not a folder"),
+    ("results folder under /proc", ["--results", "/proc/no-such-folder"],
+     "--results: cannot write in /proc/no-such-folder/ok ("),
+    ("storage under a file", ["--results", "elsewhere", "--storage", "file.txt/searches"],
+     "--storage / storage: cannot write in "),
+]
+
+
+@pytest.mark.parametrize("flags,expected", [u[1:] for u in UNWRITABLE], ids=[u[0] for u in UNWRITABLE])
+def test_a_path_that_cannot_be_written_is_one_line_before_the_data(tmp_path, monkeypatch, capsys, flags, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({**GOOD, "data": {"format": "npy_folders", "path": "data"}}))
+    (tmp_path / "file.txt").write_text("a file")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ok").write_text("a file where the results folder goes")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["space.yaml", *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    # The data folder is missing too: the paths are refused first, and the set is never read.
+    assert len(err) == 1 and err[0].startswith("error: " + expected), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "results", "space.yaml"]
+    assert [p.name for p in (tmp_path / "results").iterdir()] == ["ok"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a read-only folder")
+def test_a_results_folder_in_a_read_only_folder_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(GOOD))
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked").chmod(0o500)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["space.yaml", "--results", "locked/results"])
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert exit_info.value.code == 2
+    assert "error: --results: cannot write in locked/results/ok (Permission denied)" in capsys.readouterr().err
+    assert not any((tmp_path / "locked").iterdir())
+
+
+def test_the_writable_check_removes_only_the_folders_it_made(tmp_path):
+    from search.request import check_writable
+
+    (tmp_path / "kept").mkdir()
+    check_writable(tmp_path / "kept" / "a" / "b", "--results")
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"] and not any((tmp_path / "kept").iterdir())
+    (tmp_path / "kept" / "old.txt").write_text("x")
+    check_writable(tmp_path / "kept", "--results")
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["old.txt"]
 
 
 def test_command_line_exit_status_and_no_traceback(tmp_path):

@@ -90,6 +90,11 @@ BAD = [
     ({"space": {"momentun": {"uniform": [0.8, 0.9]}}}, "space.momentun: not a trainable setting"),
     ({"space": {"epochs": {"int": [1, 5]}}}, "space.epochs: the epoch budget is fixed in trial.epochs"),
     ({"space": {"optimizer": {"choice": ["adam", "lamb"]}}}, "space.optimizer: 'lamb' is unknown"),
+    ({"space": {"sampling": "smote"}}, "space.sampling: 'smote' is unknown; known: none, oversample"),
+    ({"space": {"backbone": {"choice": ["simple_cnn", "resnet_18"]}}},
+     "space.backbone: 'resnet_18' is not a timm model (timm.list_models()) nor simple_cnn; close: resnet18, "),
+    ({"trial": {"epochs": 6, "backbone": "efficientnet_b9"}},
+     "trial.backbone: 'efficientnet_b9' is not a timm model (timm.list_models()) nor simple_cnn; close: efficientnet_b"),
     ({"space": {"scheduler": {"choice": ["none"]},
                 "gamma": {"uniform": [0.8, 0.9], "when": {"scheduler": "exponential"}}}},
      "space.gamma.when.scheduler: can never hold"),
@@ -124,6 +129,12 @@ def test_bad_space_files_name_the_file_and_key(tmp_path, change, expected):
         load_space(path)
     message = str(info.value)
     assert message.startswith(f"{path}: ") and expected in message and "\n" not in message
+
+
+def test_backbones_are_timms_names_with_or_without_a_tag_and_deprecated_ones(tmp_path):
+    space = {"backbone": {"choice": ["simple_cnn", "resnet50.a1_in1k", "efficientnet_b0", "tf_efficientnet_b0_ap"]}}
+    assert load_space(_write(tmp_path, {**GOOD, "space": {**GOOD["space"], **space}})).space["backbone"].values[1] \
+        == "resnet50.a1_in1k"
 
 
 def test_unreadable_and_non_yaml_files(tmp_path):

@@ -5,12 +5,30 @@
     x_train, y_train = ds.split("train")
 
 Formats: see :data:`FORMATS` (``python -m trainable.data --help`` lists them).
+
+The names below are imported on first use (PEP 562), so a ``data:`` block is checked
+(``trainable.data.config``, ``trainable.data.formats``) without importing torch.
 """
 
-from trainable.data.config import DataConfig
-from trainable.data.dataset import ImageDataset
-from trainable.data.formats import FORMATS
-from trainable.data.load import load_dataset
-from trainable.data.normalize import apply_normalization
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {"DataConfig": "trainable.data.config", "ImageDataset": "trainable.data.dataset",
+          "FORMATS": "trainable.data.formats", "load_dataset": "trainable.data.load",
+          "apply_normalization": "trainable.data.normalize"}
 
 __all__ = ["DataConfig", "FORMATS", "ImageDataset", "apply_normalization", "load_dataset"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
