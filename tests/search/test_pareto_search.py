@@ -12,7 +12,7 @@ import yaml
 from search.final import __main__ as final_cli
 from search.tune.pareto import architecture
 from tests.search.test_run import run_search, table, wandb_runs
-from tests.search.test_pareto import brute_force_front
+from tests.search.tune.test_pareto import brute_force_front
 from trainable.export import load_model
 
 SPACE = {

@@ -20,7 +20,7 @@ import yaml
 
 from search import plan
 from search.plan import grace_epochs
-from tests.search.test_budget import assert_budget_kept
+from tests.search.plan.test_budget import assert_budget_kept
 from tests.trainable.data.writers import write_png, write_split_tables
 from trainable.data import load_dataset
 from trainable.decide import decision_metrics

@@ -25,7 +25,7 @@ from sklearn.metrics import auc, roc_auc_score
 from search.report import figures, html as report
 from search.report.__main__ import main as report_main
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PNGS = [figure.file for figure in report.FIGURES if figure.applies({})]  # a single-objective search's
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"[^>]*data-file="([^"]+)"')
 NOTE = re.compile(r'<p class="note">(.*?)</p>')

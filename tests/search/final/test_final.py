@@ -14,7 +14,7 @@ from search.final.describe import side_by_side
 from search.results.records import kept_default, loss_at, mark_default, rank
 from trainable.metrics import auc_standard_error, standard_error
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def record(trial_id, best, loss, epochs):

@@ -12,7 +12,7 @@ from tests.search.test_spaces import WRITERS
 from trainable.data.formats import FORMATS
 from trainable.config import TrainConfig
 
-SPACES = sorted((Path(__file__).resolve().parents[2] / "spaces").glob("*.yaml"))
+SPACES = sorted((Path(__file__).resolve().parents[3] / "spaces").glob("*.yaml"))
 
 
 def test_the_documented_spaces_exist():

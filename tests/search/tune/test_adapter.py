@@ -13,7 +13,7 @@ from search.tune.adapter import (TESTED_MAJORS, asha_bracket_base, asha_brackets
 from search.tune.searcher import PruningOptunaSearch
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("package", sorted(TESTED_MAJORS))

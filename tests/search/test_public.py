@@ -12,7 +12,7 @@ import yaml
 import search
 from trainable.errors import UserError
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SPACE = {
     "name": "public", "data": {"format": "digits", "val_fraction": 0.2, "test_fraction": 0.2},
     "metric": "val_accuracy",

@@ -9,7 +9,7 @@ from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 
 from search.tune.schedulers.margin_asha import MarginASHA
 from search.tune.tuner import build_scheduler
-from tests.search.test_driver import space_file
+from tests.search.tune.test_driver import space_file
 from trainable.metrics import standard_error
 
 # A balanced three-class validation split of 600 images, as the substructure cpu: block's: one
