@@ -7,7 +7,9 @@
     ray job submit --address http://HEAD:8265 -- python -m search.run spaces/lens_finding.yaml \\
         --storage s3://bucket/searches                             # on a cluster, as a Ray job
 
-The file, its overrides and the paths are checked before Ray starts. Without
+The file, its overrides and the folders it will write are checked before torch, timm or Ray are
+imported: a refused file is one line and exit status 2 within a second. Ctrl-C or SIGTERM stops
+whichever stage runs and prints the ``--resume`` command that continues it. Without
 a GPU in the cluster the file's ``cpu:`` block applies. The results folder (``results/<name>/``)
 gets ``summary.json``, ``leaderboard.csv``, ``best_config.yaml``, ``best_model.pt`` and a report
 (docs/results.md).

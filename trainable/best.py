@@ -2,12 +2,11 @@
 
 A trial's best value is the best *finite* value of its metric over the epochs it reported, and
 its best epoch the first epoch that reached it; where the epochs that tie report a validation
-loss (the trainer passes it), the tying epoch of lowest loss. Accuracy on a small validation
-split ties often (one image of 270 is 0.004): on digits a trial reached 0.996 at epoch 8 and
-never bettered it in 46; its epoch 8, kept, made 7 mistakes on the 270 test images. Epochs that
-diverged report sentinel values, not measurements, and never count. NaN is never compared:
-``max(nan, 0.9)`` is ``nan`` while ``max(0.9, nan)`` is ``0.9``, so a NaN that reached a plain
-``max`` made the result depend on the order of the arguments.
+loss (the trainer passes it), the tying epoch of lowest loss: accuracy on a small validation
+split moves in steps of one image and ties often, and the first epoch of a tie is not always
+the better model. Epochs that diverged report sentinel values, not measurements, and never
+count. NaN is never compared: ``max(nan, 0.9)`` is ``nan`` while ``max(0.9, nan)`` is ``0.9``,
+so a plain ``max`` over a NaN depends on the order of its arguments.
 """
 
 from __future__ import annotations

@@ -161,16 +161,15 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str | 
     module docstring) on these (validation) predictions.
 
     ``counts``: ``labels`` scores each threshold by the labels it gets right and wrong;
-    ``expected`` by expected counts instead, each image counting ``q`` of a positive and
-    ``1 - q`` of a negative, ``q`` the probability a logistic fit of the labels on the scores
-    gives it (:func:`logistic_fit`; the plug-in rule of
-    Nan et al. 2012, "Optimizing F-measures: a tale of two approaches"). On a small split the
-    counted optimum jumps with each image near the edge; the expected one moves smoothly.
+    ``expected`` by expected counts, each image counting ``q`` of a positive and ``1 - q`` of a
+    negative, ``q`` its probability under a logistic fit of the labels on the scores
+    (:func:`logistic_fit`; Nan et al. 2012's plug-in rule), which moves smoothly where the
+    counted optimum of a small split jumps with each image near the edge.
 
-    Among thresholds that score equally, the middle one is taken, and the threshold is placed
-    halfway between the chosen score and the next lower one, so that the decisions it makes on
-    these predictions are the chosen ones and new images near the edge are not decided by a
-    tie. A number is returned as it is; 0.5 when a class is missing from ``labels``.
+    Of equally scoring thresholds the middle one is taken, placed halfway between the chosen
+    score and the next lower one: its decisions on these predictions are the chosen ones, and
+    new images near the edge are not decided by a tie. A number is returned as it is; 0.5 when a
+    class is missing from ``labels``.
     """
     if not isinstance(rule, str):
         return float(rule)

@@ -84,7 +84,7 @@ def export_model(checkpoint_dirs: str | os.PathLike | Sequence[str | os.PathLike
                "config": first["config"], "epoch": first["epoch"],
                "input_size": first.get("input_size"), "temperature": 1.0, "threshold": None,
                "threshold_rule": None, "threshold_counts": None, "tta": False, **(decision or {}), **extra}
-    if payload["input_size"] is None:  # an older checkpoint: predict checks no size, as before
+    if payload["input_size"] is None:  # a checkpoint without one: predict checks no size
         del payload["input_size"]
     else:
         payload["input_size"] = [int(n) for n in payload["input_size"]]

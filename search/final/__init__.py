@@ -2,14 +2,14 @@
 
 A trial's checkpoint is chosen by one validation number; it still decides at an uncalibrated
 ``argmax``, which a sampling strategy that moved the training prior pushes toward one class
-(the quick start's best trial once called every test image a non-lens at test AUC 0.86). This
-stage, on by default (the ``final:`` block of a space file, :class:`search.space.FinalSettings`):
+(BENCHMARKS.md, "What does the final stage add to the best trial?"). This stage, on by default
+(the ``final:`` block of a space file, :class:`search.space.FinalSettings`):
 
 1. takes the best checkpoints of the top ``final.ensemble`` trials (1: the best trial alone),
    those whose validation value is within one standard error of the best's (:func:`close_to_best`),
    and recomputes each one's BatchNorm statistics on the training images, kept where the
    search's metric on the validation split does not get worse (running statistics left by a
-   short training lag its weights: they made a 3-class model call 81 of 90 images one class);
+   short training lag its weights and can push its decisions toward one class);
 2. corrects each member for the prior its sampling strategy trained under
    (:func:`trainable.decide.prior_log_weights`), averages the members' probabilities, over the
    8 flips and rotations of each image too with ``final.tta`` (``hflip``: over each image and its

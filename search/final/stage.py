@@ -42,9 +42,9 @@ def close_to_best(chosen: list[tuple[dict[str, Any], Any]], space: Space, y_val:
     """The best trial and those of the others whose validation value is within one standard
     error of its (:func:`trainable.metrics.standard_error`): averaging in a trial clearly worse on
     validation drags the ensemble down, and the choice between the steps, on the same small
-    split, can miss it (900 lens images: best trial 0.93 val AUC, two others 0.84; the ensemble
-    won on validation and lost 0.04 of test AUC). Returns the kept, the tolerance (None: all
-    kept, the metric has none) and the left out with their values."""
+    split, can miss it (BENCHMARKS.md, "What does the final stage add to the best trial?").
+    Returns the kept, the tolerance (None: all kept, the metric has none) and the left out with
+    their values."""
     best = chosen[0][0]["best"]
     tolerance = standard_error(space.metric, best, y_val)
     if tolerance is None:
@@ -289,8 +289,7 @@ def choose(steps: list[dict[str, Any]], space: Space, tolerance: float | None = 
     """The last step (more members, TTA) whose validation value of the search's metric is within
     ``tolerance`` (one standard error, :func:`trainable.metrics.standard_error`; None: 0) of the
     best step's: averaging is what generalises when the validation split cannot tell the steps
-    apart (on 900 lens images TTA lost 0.012 of validation AUC, within the split's standard error of
-    0.026, and gained 0.017 on the test split)."""
+    apart (BENCHMARKS.md, "What does the final stage add to the best trial?")."""
     values = [step["val"].get(METRICS[space.metric].decision_key) for step in steps]
     best = top(values, space.mode)
     if best is None:

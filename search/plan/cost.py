@@ -24,8 +24,7 @@ class Cost:
 
     Between (and beyond) the two sizes the cost is a line in the pixel count: a fixed part per
     step (the optimizer, Python, the augmentations' calls) and a part per pixel. With one size
-    only, all of it is taken as per pixel. On lens4000 that took a 48 px epoch for 32 s; it took
-    47 s."""
+    only, all of it is taken as per pixel, which prices a smaller size's epoch too cheap."""
 
     step_s: float
     val_image_s: float

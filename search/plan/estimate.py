@@ -41,8 +41,8 @@ from trainable.errors import UserError
 
 # The driver's own seconds per trial (Ray's hand-over of a worker, checkpoint copies, experiment
 # snapshots, the searcher's suggestion), one after another: trials shorter than this times the
-# trials running at once leave resources idle. The 1,000-trial measurement (BENCHMARKS.md, "How
-# much does the driver cost per trial?").
+# trials running at once leave resources idle. Set from the 1,000-trial measurement (BENCHMARKS.md,
+# "How much does the driver cost per trial?").
 DRIVER_S_PER_TRIAL = 0.18
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md, "Where the first rung goes")
+MIN_RUNG_STEPS = 100  # optimizer steps before ASHA's first rung (BENCHMARKS.md, "Where does ASHA's first rung go?")
 
 MAX_PROMOTIONS = 3  # max_t at most grace x reduction_factor^3; more budget buys more trials
 
@@ -13,7 +13,9 @@ MIN_PROMOTIONS = 2  # max_t at least grace x reduction_factor^2: the winner trai
 
 MIN_PROMOTIONS_TRAIN_ON = 1  # ... or ^1 when the best trial trains on after the search (search.train_on)
 
-MIN_FULL_EPOCHS = 20  # and at least this many epochs (BENCHMARKS.md: the default still gains after 15)
+# And at least this many epochs: a winner stopped short of it loses to the default trained longer
+# (BENCHMARKS.md, "Does the search beat its default configuration at equal compute?").
+MIN_FULL_EPOCHS = 20
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

@@ -119,10 +119,10 @@ def train_on_share(space: Space) -> float:
     """The share of the time budget kept for the best trial to train on: ``search.train_on``,
     :data:`TRAIN_ON` when ``auto``; none without a time budget.
 
-    ``auto`` keeps none in a multi-objective search (``objectives:``): the trial that trained on
-    went past every other trial's ``max_t`` and, cheap or not, dominated the whole front (the
-    quick start over resnet10t and simple_cnn: a front of one, a simple_cnn trained 213 epochs
-    against 15; BENCHMARKS.md, "Accuracy against inference cost"). The budget goes to the trials."""
+    ``auto`` keeps none in a multi-objective search (``objectives:``): the trial that trains on
+    goes past every other trial's ``max_t`` and, cheap or not, dominates the whole front
+    (BENCHMARKS.md, "Does a two-objective search find an accuracy-cost front?"). The budget goes
+    to the trials."""
     share = space.search.train_on
     if not space.search.time_budget:
         return 0.0

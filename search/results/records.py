@@ -130,13 +130,14 @@ def loss_at(result, epoch: int | None) -> float | None:
 
 def rank(records: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
     """Trials with a value, best first, then the rest. Ties (accuracy on a small validation split
-    often ties: one image is 0.4 % of 270) go to the lower validation loss at the best epoch,
-    then to fewer epochs.
+    moves in steps of one image, so it often ties) go to the lower validation loss at the best
+    epoch, then to fewer epochs.
 
     The one-standard-error rule: a trial marked ``default`` (:func:`mark_default`) comes first
     unless the best trial beats it by more than its ``margin``. The best of many trials on a small
-    validation split is the luckiest as much as the best; a search that left its default for a
-    difference within the split's noise lost to the default trained alone (BENCHMARKS.md)."""
+    validation split is the luckiest as much as the best; leaving the default for a difference
+    within the split's noise loses to the default trained alone (BENCHMARKS.md, "Does the search
+    beat its default configuration at equal compute?")."""
     scored = [r for r in records if r["best"] is not None]
     scored.sort(key=lambda r: ((-r["best"] if mode == "max" else r["best"]),
                                math.inf if r.get("best_val_loss") is None else r["best_val_loss"], r["epochs"]))

@@ -2,8 +2,8 @@
 
 Under asynchronous ASHA the best configuration trains ``max_t`` epochs on one trial's resources,
 while the others share the rest; trained alone for all the epochs the search spent, the space's
-default configuration beat such a search (BENCHMARKS.md, "Search against the default
-configuration"). So with a time budget a search keeps a share of it (``search.train_on``,
+default configuration can beat such a search (BENCHMARKS.md, "Does the search beat its default
+configuration at equal compute?"). So with a time budget a search keeps a share of it (``search.train_on``,
 :func:`search.plan.train_on_share`) from the trials; when they end, the best trial (by the
 search's ranking, :func:`search.results.records.rank`; in a multi-objective search the trial
 ``final.pick`` takes, :func:`search.results.pareto.pick_trial`) goes on from its last epoch, optimizer and

@@ -95,7 +95,7 @@ class FastestByArchitecture:
     """The fastest ``throughput`` any trial of each architecture measured so far.
 
     Throughput is a property of the architecture, but each trial measures it while others train
-    beside it: on 2 cores two trials of one network measured 408 and 918 images/s. Taken as
+    beside it, so two trials of one network can measure very different throughputs. Taken as
     measured, such noise would rank trials at MO-ASHA's rungs, steer TPE and put trials on the
     Pareto front for a lucky timing. The fastest measurement of an architecture is the least
     disturbed one (:mod:`trainable.cost`), so the scheduler, the searcher and the results all

@@ -1,8 +1,7 @@
-"""Ray Tune's Optuna searcher, told which trials ASHA stopped; the one module that touches Ray's
-and Optuna's private names.
+"""Ray Tune's Optuna searcher, told which trials ASHA stopped.
 
 Ray's ``OptunaSearch.on_trial_complete`` tells Optuna that every trial with a metric is COMPLETE
-with its last reported value. A trial that ASHA stopped after 3 of 30 epochs then enters TPE as
+with its last reported value. A trial that ASHA stopped after a few epochs then enters TPE as
 a finished trial with a low-budget value, which TPE compares with fully trained ones as if they
 were alike. Here a trial that ends before the epoch budget (``max_t``), without an error and
 without diverging, is told PRUNED: Optuna keeps its per-epoch values (reported as intermediate
@@ -52,10 +51,9 @@ class PruningOptunaSearch(OptunaSearch):
     A multi-objective search (``metric`` and ``mode`` lists: the validation metric, then costs,
     :mod:`trainable.cost`) tells a full trial its best value and its costs. Optuna takes no
     intermediate values in a multi-objective study, so a trial stopped early is PRUNED without
-    them: TPE ranks such trials after the completed ones when it splits trials into its good and
-    bad groups (a scheduler stopped them for being beaten at a rung), never reading a low-budget
-    value as a final one, which Ray's own ``OptunaSearch`` does (it tells every trial COMPLETE with
-    its last values). Each trial's metric by epoch is kept as its ``epoch_values`` user attribute.
+    them: TPE ranks it after the completed ones (it was beaten at a rung), never reading a
+    low-budget value as a final one. Each trial's metric by epoch is kept as its ``epoch_values``
+    user attribute.
 
     Args:
         max_epochs: The epoch budget of a full trial (ASHA's ``max_t``).
@@ -182,9 +180,9 @@ class PruningOptunaSearch(OptunaSearch):
             self.study.tell(ot_trial, values, state=TrialState.COMPLETE)
         completed_trials(self).add(trial_id)
         # The study holds the finished trial now. Kept here too, every finished trial would go into
-        # each experiment snapshot (Ray pickles the searcher whole after every checkpoint):
-        # 0.6 MB and 16 ms a snapshot at 500 trials, growing with the search (BENCHMARKS.md,
-        # "The driver at 1,000 trials"). A repeated completion is answered by the completed set.
+        # each experiment snapshot (Ray pickles the searcher whole after every checkpoint), a cost
+        # that grows with the search (BENCHMARKS.md, "Does the driver's cost grow over 1,000
+        # trials?"). A repeated completion is answered by the completed set.
         optuna_trials(self).pop(trial_id, None)
         self.best.pop(trial_id, None)
         self.curves.pop(trial_id, None)

@@ -47,8 +47,8 @@ def startup_trials(num_samples: int) -> int:
 def build_searcher(space: Space, journal: str | os.PathLike | None = None, planned: int | None = None,
                    start_until: float | None = None, min_starts: int = 1):
     """The search algorithm: Optuna TPE (seeded; conditional parameters sampled jointly, pending
-    trials counted with a constant liar, diverged trials infeasible), Optuna random sampling, or Ray's grid of
-    :func:`grid_points`. Returns ``(searcher, num_samples)``.
+    trials counted with a constant liar, diverged trials infeasible), Optuna random sampling, or
+    Ray's grid of :func:`grid_points`. Returns ``(searcher, num_samples)``.
 
     With ``journal`` (a file path), the Optuna study is kept in that journal file as the search
     runs (Optuna's ``JournalStorage``): the results folder's ``optuna.journal``, readable with
@@ -101,8 +101,8 @@ def build_scheduler(space: Space, val_labels: np.ndarray | None = None):
 
     ASHA compares trials at a rung by their best value so far (``best_<metric>``, which every
     trial reports), not by the rung epoch's own value: on a small validation split one epoch's
-    value swings (a trial at 0.82 one epoch and 0.56 the next), and the best so far ranks trials
-    against their final value better (BENCHMARKS.md, "Where the first rung goes")."""
+    value swings, and the best so far ranks trials against their final value better
+    (BENCHMARKS.md, "Where does ASHA's first rung go?")."""
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from search.tune.schedulers.margin_asha import MarginASHA, margin_applies
@@ -141,9 +141,9 @@ def run_config(space: Space, name: str, storage: str, callbacks: list):
         name=name, storage_path=storage, callbacks=callbacks,
         progress_reporter=progress_reporter(space), verbose=1,
         # Each trial's two latest checkpoints; the latest holds the best epoch's weights too
-        # (trainable.checkpoint). Keeping one made Ray snapshot the whole experiment after every
-        # epoch of every trial, a cost that grows with the trials (BENCHMARKS.md, "The driver at
-        # 1,000 trials": 0.53 against 0.17 slot-s a trial at trial 1,000); two cost twice the disk.
+        # (trainable.checkpoint). Keeping one makes Ray snapshot the whole experiment after every
+        # epoch of every trial, a cost that grows with the trials (BENCHMARKS.md, "Does the
+        # driver's cost grow over 1,000 trials?"); two cost twice the disk.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         # A trial whose worker or node died restarts from its latest checkpoint, twice at most.
         failure_config=tune.FailureConfig(max_failures=2),
@@ -160,7 +160,8 @@ def build_tuner(space: Space, dataset: ImageDataset, name: str, storage: str, ca
 
     searcher, num_samples = build_searcher(space, journal, planned, start_until, min_starts)
     scheduler = build_scheduler(space, dataset.labels.numpy()[dataset.splits["val"]])
-    if hasattr(scheduler, "describe"):  # search.tune.schedulers.margin_asha.MarginASHA: what its margin is on this split
+    # search.tune.schedulers.margin_asha.MarginASHA: what its margin is on this split.
+    if hasattr(scheduler, "describe"):
         print(scheduler.describe(), flush=True)
     tune_config = tune.TuneConfig(
         # No metric here: the searcher, the scheduler and the table each have theirs (ASHA ranks

@@ -1,10 +1,11 @@
 """Every trial a W&B run, logged from the driver at a fraction of the stock callback's cost.
 
-Ray's ``WandbLoggerCallback`` starts a logging actor with its own W&B process per trial (about
-2.5 s each on a 2-core machine). Here the driver's one W&B service holds every trial's run
-(``wandb.init(reinit="create_new")``): a run starts when its trial starts, gets the trial's full
-configuration, logs each epoch's metrics at ``step=epoch``, and is finished explicitly when the
-trial ends, so no run is left "crashed" (ray#33129). Runs are grouped by search name.
+Ray's ``WandbLoggerCallback`` starts a logging actor with its own W&B process per trial
+(BENCHMARKS.md, "How much does the driver cost per trial?"). Here the driver's one W&B service
+holds every trial's run (``wandb.init(reinit="create_new")``): a run starts when its trial starts,
+gets the trial's full configuration, logs each epoch's metrics at ``step=epoch``, and is finished
+explicitly when the trial ends, so no run is left "crashed" (ray#33129). Runs are grouped by
+search name.
 
 When a trial ends (completed, or stopped by ASHA), its run also gets W&B's ROC curve and
 confusion matrix of its last epoch on the validation split (from the predictions the trial saved

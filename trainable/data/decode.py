@@ -1,9 +1,9 @@
 """Decoding image files into float32 (C, H, W) arrays, in parallel, and stacking them.
 
 Decoders are chosen by file suffix: ``.npy`` (NumPy), ``.fits``/``.fit``/``.fts`` (astropy; also
-gzipped, ``.fits.gz``, as survey archives ship them) and the raster formats Pillow reads. 8- and 16-bit rasters are scaled to [0, 1]; NumPy and FITS values
-are kept as they are. Decoding workers never touch torch: only resizing (in
-:func:`stack_images`) uses it, in the calling process.
+gzipped, ``.fits.gz``, as survey archives ship them) and the raster formats Pillow reads. 8- and
+16-bit rasters are scaled to [0, 1]; NumPy and FITS values are kept as they are. Decoding workers
+never touch torch: only resizing (in :func:`stack_images`) uses it, in the calling process.
 """
 
 from __future__ import annotations

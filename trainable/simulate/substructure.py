@@ -18,8 +18,9 @@ the substructure added to the mass:
   (a string-like mass, as in DeepLense's axion-vortex class).
 
 The substructure's total mass is a few per cent of the mass inside the Einstein radius: its
-deflections of a few hundredths of an arcsec move and break up the arcs by a pixel or two, which a
-small CNN picks up only partly.
+deflections of a few hundredths of an arcsec move and break up the arcs by a pixel or two: the
+classes are learnable, but not trivially (BENCHMARKS.md, "Is the simulated data learnable, and not
+trivial?").
 """
 
 from __future__ import annotations

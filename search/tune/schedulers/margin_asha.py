@@ -2,16 +2,15 @@
 
 Ray's ASHA (``AsyncHyperBandScheduler``) stops a trial at a rung when its value there is below
 the ``1 - 1/reduction_factor`` percentile of the values recorded at that rung. On a small or hard
-set the values at the first rungs are all within the validation split's noise of each other
-(3,000 simulated substructure images at 64 px: every trial between val AUC 0.50 and 0.61
-through 6 epochs, one standard error 0.025), and the cut falls on whichever trial the noise put lowest,
-the default configuration included; the same configuration then wins one run and is cut in the
-next. :class:`MarginASHA` is ASHA whose cutoff is lowered by ``margin`` standard errors of the
-metric at the cutoff (:func:`trainable.metrics.standard_error`: Hanley and McNeil's for AUC, the
-binomial one for accuracy), on the search's validation labels: a trial stops only when it is
-behind by more than the split's noise. Where the values spread widely (digits after one epoch:
-0.13 to 0.93) it decides as ASHA does. ``benchmarks/rung_margin.py`` replays both rules on
-recorded learning curves (BENCHMARKS.md, "Where the first rung goes").
+set the values at the first rungs can all be within the validation split's noise of each other,
+and the cut then falls on whichever trial the noise put lowest, the default configuration
+included; the same configuration may win one run and be cut in the next. :class:`MarginASHA` is
+ASHA whose cutoff is lowered by ``margin`` standard errors of the metric at the cutoff
+(:func:`trainable.metrics.standard_error`: Hanley and McNeil's for AUC, the binomial one for
+accuracy), on the search's validation labels: a trial stops only when it is behind by more than
+the split's noise. Where the values spread widely it decides as ASHA does.
+``benchmarks/rung_margin.py`` replays both rules on recorded learning curves (BENCHMARKS.md,
+"Should a rung stop a trial that is behind by less than the noise?").
 """
 
 from __future__ import annotations
