@@ -14,3 +14,4 @@ MISCLASSIFIED_FILE = "misclassified.npz"
 REPORT_FOLDER = "report"
 TRAIN_ON_DIR = "train_on"  # the best trial's epochs after the search: checkpoint/, metrics.jsonl, record.json
 TRAIN_ON_RECORD = "record.json"
+TRAIN_ON_METRICS = "metrics.jsonl"  # trainable.report.METRICS_FILE, as the training on's reporter writes it

@@ -102,3 +102,10 @@ def test_the_report_and_predict_never_import_ray(command):
     reached = closure(command)
     ray = sorted(m for m in reached for d in GRAPH[m] if d == "ray" or d.startswith("ray."))
     assert not ray, f"{command} reaches Ray through {ray}"
+
+
+def test_the_results_folder_names_the_trainers_files_as_it_writes_them():
+    from search import files
+    from trainable import report
+
+    assert files.TRAIN_ON_METRICS == report.METRICS_FILE

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from search.files import TRAIN_ON_DIR, TRAIN_ON_METRICS
+
 
 def pareto_plots(summary: dict[str, Any]) -> dict[str, Any]:
     """A multi-objective search's trials as a W&B table (the metric, each cost, backbone, whether
@@ -118,9 +120,9 @@ def _train_on(run, folder: Path, summary: dict[str, Any]) -> dict[str, Any]:
     import wandb
 
     on = summary.get("train_on")
-    if not (on and (folder / "train_on" / "metrics.jsonl").is_file()):
+    if not (on and (folder / TRAIN_ON_DIR / TRAIN_ON_METRICS).is_file()):
         return {}
-    rows = pd.read_json(folder / "train_on" / "metrics.jsonl", lines=True)
+    rows = pd.read_json(folder / TRAIN_ON_DIR / TRAIN_ON_METRICS, lines=True)
     keep = [c for c in ("epoch", "train_loss", "val_loss", "val_accuracy", "val_f1", "val_auc", "val_tpr10", "lr")
             if c in rows]
     data = {"train_on": wandb.Table(dataframe=rows[keep])}

@@ -35,14 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from search.files import TRAIN_ON_DIR, TRAIN_ON_RECORD as RECORD_FILE
+from search.files import TRAIN_ON_DIR, TRAIN_ON_METRICS as METRICS_FILE, TRAIN_ON_RECORD as RECORD_FILE
 from search.results.pareto import pick_trial
 from search.results.records import kept_default, rank, trial_records
 from search.space import Space
 from trainable.best import BEST_EPOCH, best_key
 from trainable.data import ImageDataset
 from trainable.data.config import DataConfig
-from trainable.report import CHECKPOINT_DIR, METRICS_FILE
+from trainable.report import CHECKPOINT_DIR
 
 UNFIT = ("diverged", "out_of_memory", "error")  # a best trial in such a state does not go on
 

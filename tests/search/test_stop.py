@@ -53,6 +53,7 @@ def test_a_signal_in_the_trials_or_the_training_on_stops_and_resume_goes_on(tmp_
     wait_for(driver, log, "(trial pid=")  # a trial is training
     time.sleep(3)
     took = stop(driver, log, signal.SIGINT)
+    print(f"SIGINT during the trials: the driver exited {took:.1f} s later")
     text = log.read_text()
     assert driver.returncode == 130, text[-3000:]
     assert took < STOP_WITHIN_S, (took, text[-3000:])
@@ -65,6 +66,7 @@ def test_a_signal_in_the_trials_or_the_training_on_stops_and_resume_goes_on(tmp_
     driver = start(tmp_path, log, "--resume")
     wait_for(driver, log, "train on: trial")
     took = stop(driver, log, signal.SIGTERM)
+    print(f"SIGTERM during the training on: the driver exited {took:.1f} s later")
     text = log.read_text()
     assert driver.returncode == 143, text[-3000:]
     assert took < STOP_WITHIN_S, (took, text[-3000:])
