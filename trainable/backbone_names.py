@@ -62,10 +62,17 @@ def timm_names() -> tuple[frozenset[str], frozenset[str]]:
     folder = timm_models_folder()
     registered: set[str] = set()
     deprecated: set[str] = set()
-    for path in sorted(folder.rglob("*.py")) if folder else ():
-        text = path.read_text(encoding="utf-8")
-        registered.update(REGISTERED.findall(text))
-        deprecated.update(deprecated_names(text))
+    try:
+        for path in sorted(folder.rglob("*.py")) if folder else ():
+            text = path.read_text(encoding="utf-8")
+            registered.update(REGISTERED.findall(text))
+            deprecated.update(deprecated_names(text))
+    except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
+        registered = set()  # a timm whose source reads otherwise: ask timm itself, slower
+    if folder is not None and not registered:
+        import timm.models
+
+        return frozenset(timm.list_models()), frozenset(timm.models.get_deprecated_models())
     return frozenset(registered), frozenset(deprecated)
 
 
