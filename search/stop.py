@@ -32,12 +32,11 @@ class Stopped(Exception):
 
 
 class Stages:
-    """The stage running now and whether a signal asked the search to stop. While ``in_trials``,
+    """Whether a signal asked the search to stop. While ``in_trials``,
     a first signal goes to Ray Tune's own stop (SIGUSR1, which Tune always listens to); at any
     other time, or a second time, it raises KeyboardInterrupt where the driver is."""
 
     def __init__(self):
-        self.stage = "setup"
         self.signum: int | None = None
         self.in_trials = False
 
@@ -59,7 +58,6 @@ class Stages:
     @contextlib.contextmanager
     def running(self, stage: str) -> Iterator[None]:
         """Run ``stage``; a signal during it (or a KeyboardInterrupt) becomes :class:`Stopped`."""
-        self.stage = stage
         self.install()
         try:
             yield
